@@ -1,0 +1,217 @@
+// Runtime tests: linear memory, every trap kind, and many instances running
+// on several threads at once.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <time.h>
+
+#include <atomic>
+#include <cmath>
+#include <thread>
+#include <vector>
+
+#include "engine/guarded_call.h"
+#include "engine/interrupt.h"
+#include "engine/memory.h"
+#include "traps_wasm.h"
+
+using terrarium::engine::guarded;
+using terrarium::engine::TrapKind;
+using terrarium::engine::TrapOutcome;
+
+extern "C" {
+struct Z_test_instance_t {
+  int unused;
+};
+void Z_testZ_host_exit(struct Z_test_instance_t*, u32 status) {
+  terrarium::engine::raise_exit(static_cast<int>(status));
+}
+void Z_testZ_host_abort(struct Z_test_instance_t*) {
+  terrarium::engine::raise_host_abort("host says no");
+}
+}
+
+namespace {
+
+class Instance {
+ public:
+  Instance() {
+    static bool initialized = [] {
+      wasm_rt_init();
+      Z_traps_init_module();
+      return true;
+    }();
+    (void)initialized;
+    auto instantiate = [this] { Z_traps_instantiate(&instance_, &imports_); };
+    EXPECT_TRUE(guarded(instantiate).ok());
+  }
+  ~Instance() { Z_traps_free(&instance_); }
+  Z_traps_instance_t* get() { return &instance_; }
+
+ private:
+  Z_test_instance_t imports_{};
+  Z_traps_instance_t instance_{};
+};
+
+template <typename F>
+TrapOutcome run(F&& f) {
+  auto body = [&] { f(); };
+  return guarded(body);
+}
+
+TEST(Engine, CallsAndReturns) {
+  Instance instance;
+  u32 result = 0;
+  EXPECT_TRUE(run([&] { result = Z_trapsZ_add(instance.get(), 2, 40); }).ok());
+  EXPECT_EQ(result, 42u);
+}
+
+TEST(Engine, MemoryGrowsToItsMaximumAndNoFurther) {
+  Instance instance;
+  u32 size = 0, grown = 0, refused = 0;
+  ASSERT_TRUE(run([&] {
+                grown = Z_trapsZ_grow(instance.get(), 3);
+                refused = Z_trapsZ_grow(instance.get(), 1);
+                size = Z_trapsZ_size(instance.get());
+              }).ok());
+  EXPECT_EQ(grown, 1u);
+  EXPECT_EQ(refused, UINT32_MAX);
+  EXPECT_EQ(size, 4u);
+  // The last word of the grown memory is usable, the next byte is not.
+  u32 value = 0;
+  ASSERT_TRUE(run([&] {
+                Z_trapsZ_store(instance.get(), 4 * 65536 - 4, 0xdeadbeef);
+                value = Z_trapsZ_load(instance.get(), 4 * 65536 - 4);
+              }).ok());
+  EXPECT_EQ(value, 0xdeadbeefu);
+  EXPECT_EQ(run([&] { Z_trapsZ_load(instance.get(), 4 * 65536 - 2); }).kind,
+            TrapKind::kOutOfBounds);
+}
+
+TEST(Engine, GrowLimitLoweredByHost) {
+  Instance instance;
+  Z_trapsZ_memory(instance.get())->max_pages = 2;
+  u32 first = 0, second = 0;
+  ASSERT_TRUE(run([&] {
+                first = Z_trapsZ_grow(instance.get(), 1);
+                second = Z_trapsZ_grow(instance.get(), 1);
+              }).ok());
+  EXPECT_EQ(first, 1u);
+  EXPECT_EQ(second, UINT32_MAX);
+}
+
+TEST(Engine, OutOfBoundsLoadsTrap) {
+  Instance instance;
+  EXPECT_EQ(run([&] { Z_trapsZ_load(instance.get(), 65536); }).kind, TrapKind::kOutOfBounds);
+  EXPECT_EQ(run([&] { Z_trapsZ_load(instance.get(), 0xfffffffc); }).kind, TrapKind::kOutOfBounds);
+  // Largest address + largest offset still lands in the reservation.
+  EXPECT_EQ(run([&] { Z_trapsZ_load_offset(instance.get(), 0xffffffff); }).kind,
+            TrapKind::kOutOfBounds);
+  // The instance is still usable after a trap.
+  u32 result = 0;
+  EXPECT_TRUE(run([&] { result = Z_trapsZ_add(instance.get(), 1, 1); }).ok());
+  EXPECT_EQ(result, 2u);
+}
+
+TEST(Engine, EachTrapKind) {
+  Instance instance;
+  EXPECT_EQ(run([&] { Z_trapsZ_unreachable(instance.get()); }).kind, TrapKind::kUnreachable);
+  EXPECT_EQ(run([&] { Z_trapsZ_div(instance.get(), 1, 0); }).kind, TrapKind::kDivideByZero);
+  EXPECT_EQ(run([&] { Z_trapsZ_div(instance.get(), 0x80000000u, static_cast<u32>(-1)); }).kind,
+            TrapKind::kIntegerOverflow);
+  EXPECT_EQ(run([&] { Z_trapsZ_trunc(instance.get(), std::nanf("")); }).kind,
+            TrapKind::kInvalidConversion);
+  EXPECT_EQ(run([&] { Z_trapsZ_trunc(instance.get(), 1e20f); }).kind, TrapKind::kIntegerOverflow);
+  u32 sum = 0;
+  EXPECT_TRUE(run([&] { sum = Z_trapsZ_call_binary(instance.get(), 0); }).ok());
+  EXPECT_EQ(sum, 42u);
+  EXPECT_EQ(run([&] { Z_trapsZ_call_binary(instance.get(), 1); }).kind,
+            TrapKind::kIndirectCallMismatch);  // wrong type
+  EXPECT_EQ(run([&] { Z_trapsZ_call_binary(instance.get(), 2); }).kind,
+            TrapKind::kIndirectCallMismatch);  // null entry
+  EXPECT_EQ(run([&] { Z_trapsZ_call_binary(instance.get(), 100); }).kind,
+            TrapKind::kIndirectCallMismatch);  // past the table
+}
+
+TEST(Engine, DeepRecursionIsATrapNotACrash) {
+  Instance instance;
+  TrapOutcome outcome = run([&] { Z_trapsZ_recurse(instance.get(), 0); });
+  EXPECT_EQ(outcome.kind, TrapKind::kStackExhausted);
+  // And again: the alternate stack and handler survive a first overflow.
+  EXPECT_EQ(run([&] { Z_trapsZ_recurse(instance.get(), 0); }).kind, TrapKind::kStackExhausted);
+}
+
+TEST(Engine, ExitAndHostAbortCarryTheirData) {
+  Instance instance;
+  TrapOutcome exited = run([&] { Z_trapsZ_exit(instance.get(), 7); });
+  EXPECT_EQ(exited.kind, TrapKind::kExit);
+  EXPECT_EQ(exited.exit_status, 7);
+  TrapOutcome aborted = run([&] { Z_trapsZ_abort(instance.get()); });
+  EXPECT_EQ(aborted.kind, TrapKind::kHostAbort);
+  EXPECT_EQ(aborted.message, "host says no");
+}
+
+TEST(Engine, InterruptStopsASpinningGuest) {
+  Instance instance;
+  // SIGALRM-like delivery: a signal handler on this thread calls
+  // deliver_interrupt while the guest spins.
+  struct sigaction action {};
+  action.sa_handler = [](int) { terrarium::engine::deliver_interrupt(TrapKind::kDeadline); };
+  action.sa_flags = SA_ONSTACK | SA_NODEFER;
+  sigemptyset(&action.sa_mask);
+  struct sigaction previous {};
+  sigaction(SIGUSR2, &action, &previous);
+  pthread_t self = pthread_self();
+  std::thread killer([self] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    pthread_kill(self, SIGUSR2);
+  });
+  TrapOutcome outcome = run([&] { Z_trapsZ_spin(instance.get(), 0); });
+  killer.join();
+  sigaction(SIGUSR2, &previous, nullptr);
+  EXPECT_EQ(outcome.kind, TrapKind::kDeadline);
+}
+
+TEST(Engine, ManyInstancesOnSeveralThreadsAtOnce) {
+  constexpr int kThreads = 4;
+  constexpr int kRounds = 200;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([t, &failures] {
+      Instance instance;
+      for (int round = 0; round < kRounds; ++round) {
+        u32 value = 0;
+        u32 address = static_cast<u32>(4 * (t * 100 + round % 100));
+        bool ok = run([&] {
+                    Z_trapsZ_store(instance.get(), address, t * 1000 + round);
+                    value = Z_trapsZ_load(instance.get(), address);
+                  }).ok();
+        if (!ok || value != static_cast<u32>(t * 1000 + round)) failures++;
+        // Interleave traps of different kinds on different threads.
+        TrapKind expected = (round + t) % 2 ? TrapKind::kOutOfBounds : TrapKind::kDivideByZero;
+        TrapOutcome outcome = run([&] {
+          if (expected == TrapKind::kOutOfBounds) Z_trapsZ_load(instance.get(), 1u << 30);
+          else Z_trapsZ_div(instance.get(), 1, 0);
+        });
+        if (outcome.kind != expected) failures++;
+        if (round % 50 == 0 &&
+            run([&] { Z_trapsZ_recurse(instance.get(), 0); }).kind != TrapKind::kStackExhausted) {
+          failures++;
+        }
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(failures.load(), 0);
+}
+
+TEST(Engine, MemoriesAreReleased) {
+  size_t before = terrarium::engine::live_memory_count();
+  {
+    Instance a, b, c;
+    EXPECT_EQ(terrarium::engine::live_memory_count(), before + 3);
+  }
+  EXPECT_EQ(terrarium::engine::live_memory_count(), before);
+}
+
+}  // namespace

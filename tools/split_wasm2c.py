@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""Splits one wasm2c (wabt 1.0.32) output file into several translation units.
+
+wasm2c writes a whole module as a single C file (62 MB for CPython): gcc then
+needs ~3 minutes and ~3.7 GB on one core. Split N ways, both cores work and
+each job stays well under 1 GB.
+
+The rewrite is mechanical and checked: every top-level item of the input ends
+up in exactly one output file, in its original order.
+
+  * the prelude (macros and static inline helpers up to the module state) goes
+    into a shared header that every part includes;
+  * `func_types` becomes one hidden global shared by all parts;
+  * the functions (`static T w2c_NAME(...) { ... }`) lose `static`, their
+    prototypes move into the shared header, and their bodies are dealt out to
+    parts 1..N by size;
+  * everything else (data segments, tables, exports, instantiate/free) stays,
+    in order, in part 0.
+
+`#pragma GCC visibility push(hidden)` keeps the now-external w2c_ functions
+out of the dynamic symbol table of libterrarium.
+
+Usage: split_wasm2c.py INPUT.c HEADER.h OUTDIR PARTS
+Writes OUTDIR/<stem>_shared.h and OUTDIR/<stem>_0.c .. <stem>_PARTS.c.
+"""
+import os
+import re
+import sys
+
+FUNC_DECL = re.compile(r"^static [A-Za-z0-9_]+ (w2c_[A-Za-z0-9_]+)\(.*\);$")
+# A definition's parameter list may wrap onto further lines.
+FUNC_DEF = re.compile(r"^static [A-Za-z0-9_]+ (w2c_[A-Za-z0-9_]+)\((?!.*;$)")
+FUNC_TYPES = re.compile(r"^static u32 func_types\[(\d+)\];$")
+STATE_START = "static bool s_module_initialized = false;"
+
+
+def fail(message):
+    sys.stderr.write("split_wasm2c: error: %s\n" % message)
+    sys.exit(1)
+
+
+def split(source, header_name, parts):
+    lines = source.split("\n")
+    try:
+        state_index = lines.index(STATE_START)
+    except ValueError:
+        fail("marker %r not found: not wasm2c 1.0.32 output?" % STATE_START)
+
+    prelude = lines[:state_index]
+    include_line = '#include "%s"' % header_name
+    if include_line not in prelude:
+        fail("prelude does not include %s" % header_name)
+
+    declarations = []
+    declared = set()
+    functions = []  # (name, text)
+    main_items = [STATE_START]
+    func_types_seen = False
+    i = state_index + 1
+    n = len(lines)
+    while i < n:
+        line = lines[i]
+        match_types = FUNC_TYPES.match(line)
+        if match_types:
+            func_types_seen = True
+            count = match_types.group(1)
+            declarations.insert(0, "extern u32 func_types[%s];" % count)
+            main_items.append("u32 func_types[%s];" % count)
+            i += 1
+            continue
+        match_decl = FUNC_DECL.match(line)
+        if match_decl:
+            declarations.append(line[len("static "):])
+            declared.add(match_decl.group(1))
+            i += 1
+            continue
+        match_def = FUNC_DEF.match(line)
+        if match_def:
+            start = i
+            i += 1
+            while i < n and lines[i] != "}":
+                i += 1
+            if i >= n:
+                fail("function %s has no closing brace" % match_def.group(1))
+            body = lines[start:i + 1]
+            body[0] = body[0][len("static "):]
+            functions.append((match_def.group(1), "\n".join(body)))
+            i += 1
+            continue
+        main_items.append(line)
+        i += 1
+
+    if not func_types_seen:
+        fail("func_types array not found")
+    if not functions:
+        fail("no functions found")
+    missing = [name for name, _ in functions if name not in declared]
+    if missing:
+        fail("functions without a prototype: %s" % ", ".join(missing[:5]))
+
+    # Deal functions out by size, largest first, onto the lightest part.
+    buckets = [[] for _ in range(parts)]
+    weights = [0] * parts
+    order = sorted(range(len(functions)), key=lambda k: -len(functions[k][1]))
+    for k in order:
+        lightest = weights.index(min(weights))
+        buckets[lightest].append(k)
+        weights[lightest] += len(functions[k][1])
+    for bucket in buckets:
+        bucket.sort()  # keep the original order inside a part
+
+    return prelude, declarations, functions, buckets, main_items
+
+
+def main():
+    if len(sys.argv) != 5:
+        fail("usage: split_wasm2c.py INPUT.c HEADER.h OUTDIR PARTS")
+    input_path, header_path, outdir, parts = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    if parts < 1:
+        fail("PARTS must be at least 1")
+    with open(input_path) as f:
+        source = f.read()
+    header_name = os.path.basename(header_path)
+    prelude, declarations, functions, buckets, main_items = split(source, header_name, parts)
+
+    stem = os.path.splitext(os.path.basename(input_path))[0]
+    shared_name = "%s_shared.h" % stem
+    os.makedirs(outdir, exist_ok=True)
+
+    def write(name, text):
+        path = os.path.join(outdir, name)
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+
+    guard = re.sub(r"[^A-Za-z0-9]", "_", shared_name).upper()
+    shared = ["/* Generated by tools/split_wasm2c.py from %s. */" % os.path.basename(input_path),
+              "#ifndef %s" % guard, "#define %s" % guard]
+    shared += prelude
+    # After every system include (the prelude's), so libc stays visible.
+    shared += ["#pragma GCC visibility push(hidden)"]
+    shared += declarations
+    shared += ["#pragma GCC visibility pop", "#endif"]
+    write(shared_name, "\n".join(shared) + "\n")
+
+    include = '#include "%s"\n' % shared_name
+    write("%s_0.c" % stem, include + "\n".join(main_items) + "\n")
+    for index, bucket in enumerate(buckets, start=1):
+        body = "\n\n".join(functions[k][1] for k in bucket)
+        write("%s_%d.c" % (stem, index), include + body + "\n")
+
+    total = sum(len(text) for _, text in functions)
+    sys.stderr.write("[engine] split %s: %d functions, %.1f MB into %d parts\n"
+                     % (os.path.basename(input_path), len(functions), total / 1e6, parts))
+
+
+if __name__ == "__main__":
+    main()
