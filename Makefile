@@ -1,0 +1,42 @@
+# Entry points for people and CI. The build itself is CMake (+ Ninja).
+#   make demo   install what is needed, build, run examples/demo.py in the sandbox
+#   make test   build and run every test (ctest)
+BUILD ?= build
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+
+APT_PACKAGES = build-essential cmake ninja-build ccache pkg-config python3 \
+  clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32 wabt autoconf-archive dpkg-dev \
+  nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libzstd-dev \
+  libbenchmark-dev hyperfine
+
+.PHONY: all deps configure build demo test test-security bench clean format
+
+all: build
+
+# Installs only what is missing (quick when everything is there).
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "[deps] installing:" $$missing; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	else echo "[deps] all packages present"; fi
+
+configure: deps
+	@[ -f $(BUILD)/build.ninja ] || cmake -S . -B $(BUILD) -G Ninja $(CMAKE_FLAGS)
+
+build: configure
+	cmake --build $(BUILD) -j $(JOBS)
+
+demo: build
+	$(BUILD)/terrarium run --dir examples::/examples:ro examples/demo.py
+
+test: build
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+clean:
+	rm -rf $(BUILD)
+
+format:
+	clang-format -i $$(git ls-files '*.cc' '*.h' '*.c' | grep -v '^guest/.*\.c$$')

@@ -1,0 +1,224 @@
+// The `terrarium` command.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "cli/options.h"
+#include "terrarium/sandbox.h"
+
+namespace {
+
+constexpr int kExitUsage = 2;
+constexpr int kExitTimeout = 124;
+constexpr int kExitTrap = 125;
+
+int fail(const std::string& message, int status = kExitUsage) {
+  std::fprintf(stderr, "terrarium: %s\n", message.c_str());
+  return status;
+}
+
+struct RunOptions {
+  std::vector<std::string> dirs;
+  std::vector<std::string> envs;
+  std::string code;
+  std::string module;
+  std::string max_memory, timeout, cpu_timeout, max_output, max_written;
+  uint32_t max_files = 0;
+  bool unbuffered = false;
+  std::vector<std::string> rest;  // script and its args (or args after -c/-m)
+};
+
+int run(RunOptions& options) {
+  terrarium::SandboxConfig config;
+  config.args.push_back("python");
+  if (options.unbuffered) config.args.push_back("-u");
+  for (const auto& spec : options.dirs) {
+    auto mount = terrarium::cli::parse_mount(spec);
+    if (!mount) return fail(mount.error().message());
+    config.mounts.push_back(*mount);
+  }
+  for (const auto& entry : options.envs) {
+    if (entry.find('=') == std::string::npos || entry[0] == '=') {
+      return fail("--env '" + entry + "': expected KEY=VALUE");
+    }
+    config.env.push_back(entry);
+  }
+  auto set_size = [&](const std::string& flag, const std::string& text, uint64_t* out) -> bool {
+    if (text.empty()) return true;
+    auto value = terrarium::cli::parse_size(text);
+    if (!value) {
+      fail(flag + " '" + text + "': " + value.error().message());
+      return false;
+    }
+    *out = *value;
+    return true;
+  };
+  auto set_duration = [&](const std::string& flag, const std::string& text,
+                          std::chrono::milliseconds* out) -> bool {
+    if (text.empty()) return true;
+    auto value = terrarium::cli::parse_duration(text);
+    if (!value) {
+      fail(flag + " '" + text + "': " + value.error().message());
+      return false;
+    }
+    *out = *value;
+    return true;
+  };
+  terrarium::Limits& limits = config.limits;
+  if (!set_size("--max-memory", options.max_memory, &limits.max_memory_bytes) ||
+      !set_size("--max-output", options.max_output, &limits.max_output_bytes) ||
+      !set_size("--max-written", options.max_written, &limits.max_written_bytes) ||
+      !set_duration("--timeout", options.timeout, &limits.timeout) ||
+      !set_duration("--cpu-timeout", options.cpu_timeout, &limits.cpu_timeout)) {
+    return kExitUsage;
+  }
+  limits.max_open_files = options.max_files;
+
+  if (!options.code.empty() && !options.module.empty()) return fail("-c and -m exclude each other");
+  if (!options.code.empty()) {
+    config.args.push_back("-c");
+    config.args.push_back(options.code);
+    config.args.insert(config.args.end(), options.rest.begin(), options.rest.end());
+  } else if (!options.module.empty()) {
+    config.args.push_back("-m");
+    config.args.push_back(options.module);
+    config.args.insert(config.args.end(), options.rest.begin(), options.rest.end());
+  } else if (!options.rest.empty()) {
+    const std::string& script = options.rest[0];
+    auto guest_path = terrarium::cli::guest_path_for(script, config.mounts);
+    if (!guest_path) {
+      // Not inside a mount: give the guest this one file, read-only.
+      std::ifstream in(script, std::ios::binary);
+      if (!in) {
+        return fail("can't open file '" + script + "': " + std::strerror(errno));
+      }
+      std::ostringstream contents;
+      contents << in.rdbuf();
+      std::string name = std::filesystem::path(script).filename().string();
+      guest_path = "/script/" + name;
+      config.files.push_back({*guest_path, contents.str()});
+    } else if (access(script.c_str(), R_OK) != 0) {
+      return fail("can't open file '" + script + "': " + std::strerror(errno));
+    }
+    config.args.push_back(*guest_path);
+    config.args.insert(config.args.end(), options.rest.begin() + 1, options.rest.end());
+  }
+  config.stdin_fd = 0;
+
+  auto sandbox = terrarium::Sandbox::create(std::move(config));
+  if (!sandbox) return fail(sandbox.error().message());
+  auto status = (*sandbox)->run_main();
+  if (!status) {
+    const terrarium::Error& error = status.error();
+    std::fflush(stdout);
+    switch (error.kind()) {
+      case terrarium::ErrorKind::kTimeout:
+        return fail(error.message(), kExitTimeout);
+      case terrarium::ErrorKind::kLimit:
+        return fail("limit exceeded: " + error.message(), kExitTrap);
+      default:
+        return fail(error.message(), kExitTrap);
+    }
+  }
+  return *status;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "Terrarium runs untrusted Python (CPython 3.11 compiled to WebAssembly) in a sandbox.\n"
+      "The guest sees only what is mounted; the standard library is built in."};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "terrarium 0.1.0 (CPython 3.11.2, wasm32-wasi)");
+
+  RunOptions options;
+  CLI::App* run_command = app.add_subcommand(
+      "run",
+      "Run Python in a fresh sandbox, like `python`: a script, -c CODE, -m MODULE, or the\n"
+      "interactive prompt when stdin is a terminal. The script's exit status is passed\n"
+      "through. Exit status 2: bad usage; 124: timeout; 125: the guest trapped or hit a limit.");
+  run_command->add_option("--dir", options.dirs,
+                          "Mount a host directory: HOST::GUEST[:ro] (e.g. --dir ./data::/data:ro).\n"
+                          "Repeatable. Nothing else of the host filesystem is visible.")
+      ->expected(1);
+  run_command->add_option("--env", options.envs,
+                          "Set an environment variable KEY=VALUE in the guest (repeatable).\n"
+                          "The host's environment is never passed.")
+      ->expected(1);
+  run_command->add_option("-c", options.code, "Program passed in as a string");
+  run_command->add_option("-m", options.module, "Run a library module as a script");
+  run_command->add_flag("-u", options.unbuffered, "Unbuffered stdout and stderr");
+  run_command->add_option("--max-memory", options.max_memory,
+                          "Linear-memory limit, e.g. 256M (default: 4G, the wasm32 maximum)");
+  run_command->add_option("--timeout", options.timeout,
+                          "Wall-clock deadline, e.g. 2s, 500ms, 1m (default: none)");
+  run_command->add_option("--cpu-timeout", options.cpu_timeout,
+                          "CPU-time deadline, e.g. 2s (default: none)");
+  run_command->add_option("--max-output", options.max_output,
+                          "Limit on bytes written to stdout+stderr, e.g. 10M (default: none)");
+  run_command->add_option("--max-files", options.max_files,
+                          "Limit on files the guest has open at once (default: 1024)");
+  run_command->add_option("--max-written", options.max_written,
+                          "Limit on bytes written to writable mounts (default: none)");
+  std::vector<std::string> script_placeholder;
+  run_command->add_option("script", script_placeholder,
+                          "Script to run, then its arguments (everything after the script,\n"
+                          "or after -c CODE / -m MODULE, is passed to Python as sys.argv)");
+
+  // As with `python`, everything after the script (or after -c CODE or
+  // -m MODULE) belongs to the script: split it off before CLI11 sees it.
+  std::vector<std::string> args(argv + 1, argv + argc);
+  std::vector<std::string> head = args;
+  if (!args.empty() && args[0] == "run") {
+    size_t split = args.size();
+    for (size_t i = 1; i < args.size(); ++i) {
+      const std::string& arg = args[i];
+      if (arg == "--") {
+        options.rest.assign(args.begin() + i + 1, args.end());
+        split = i;
+        break;
+      }
+      if (arg == "-c" || arg == "-m") {
+        split = std::min(i + 2, args.size());
+        options.rest.assign(args.begin() + split, args.end());
+        break;
+      }
+      if (arg.size() > 1 && arg[0] == '-') {
+        // Options that take a value swallow the next argument; unknown ones
+        // are left for CLI11 to report.
+        CLI::Option* option = nullptr;
+        if (arg.find('=') == std::string::npos) {
+          try {
+            option = run_command->get_option(arg);
+          } catch (const CLI::OptionNotFound&) {
+          }
+        }
+        if (option && option->get_expected_min() > 0) ++i;
+        continue;
+      }
+      split = i;
+      options.rest.assign(args.begin() + i, args.end());
+      break;
+    }
+    head.assign(args.begin(), args.begin() + std::min(split, args.size()));
+  }
+  std::reverse(head.begin(), head.end());  // CLI11 takes a reversed vector
+
+  try {
+    app.parse(head);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version end here with 0; every real parse error is usage.
+    return app.exit(e) == 0 ? 0 : kExitUsage;
+  }
+  if (run_command->parsed()) return run(options);
+  return 0;
+}

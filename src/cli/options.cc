@@ -1,0 +1,102 @@
+#include "cli/options.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+
+namespace terrarium::cli {
+
+Result<Mount> parse_mount(const std::string& spec) {
+  Mount mount;
+  std::string rest = spec;
+  size_t separator = spec.find("::");
+  if (separator == std::string::npos) {
+    mount.host_path = spec;
+    mount.guest_path = spec;
+  } else {
+    mount.host_path = spec.substr(0, separator);
+    mount.guest_path = spec.substr(separator + 2);
+    size_t colon = mount.guest_path.rfind(':');
+    if (colon != std::string::npos) {
+      std::string mode = mount.guest_path.substr(colon + 1);
+      if (mode == "ro") {
+        mount.read_only = true;
+      } else if (mode != "rw") {
+        return Error(ErrorKind::kConfig, "--dir '" + spec + "': unknown mode '" + mode +
+                                             "' (expected :ro or :rw)");
+      }
+      mount.guest_path = mount.guest_path.substr(0, colon);
+    }
+  }
+  if (mount.host_path.empty() || mount.guest_path.empty()) {
+    return Error(ErrorKind::kConfig, "--dir '" + spec + "': expected HOST::GUEST[:ro]");
+  }
+  if (mount.guest_path[0] != '/') {
+    // Relative guest paths are taken from the root, as a user would expect.
+    mount.guest_path = "/" + mount.guest_path;
+  }
+  std::error_code error;
+  auto absolute = std::filesystem::absolute(mount.host_path, error);
+  if (!std::filesystem::is_directory(mount.host_path, error)) {
+    return Error(ErrorKind::kConfig,
+                 "--dir '" + spec + "': host directory '" + mount.host_path + "' does not exist");
+  }
+  mount.host_path = absolute.lexically_normal().string();
+  return mount;
+}
+
+Result<uint64_t> parse_size(const std::string& text) {
+  char* end = nullptr;
+  errno = 0;
+  double number = std::strtod(text.c_str(), &end);
+  if (end == text.c_str() || errno != 0 || number < 0 || !std::isfinite(number)) {
+    return Error(ErrorKind::kConfig, "not a size (expected e.g. 512K, 256M, 2G)");
+  }
+  std::string unit(end);
+  for (auto& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  double multiplier;
+  if (unit.empty() || unit == "B") multiplier = 1;
+  else if (unit == "K" || unit == "KB" || unit == "KIB") multiplier = 1024.0;
+  else if (unit == "M" || unit == "MB" || unit == "MIB") multiplier = 1024.0 * 1024;
+  else if (unit == "G" || unit == "GB" || unit == "GIB") multiplier = 1024.0 * 1024 * 1024;
+  else return Error(ErrorKind::kConfig, "unknown size unit '" + std::string(end) + "'");
+  double bytes = number * multiplier;
+  if (bytes > 1.8e19) return Error(ErrorKind::kConfig, "size too large");
+  return static_cast<uint64_t>(bytes);
+}
+
+Result<std::chrono::milliseconds> parse_duration(const std::string& text) {
+  char* end = nullptr;
+  errno = 0;
+  double number = std::strtod(text.c_str(), &end);
+  if (end == text.c_str() || errno != 0 || number < 0 || !std::isfinite(number)) {
+    return Error(ErrorKind::kConfig, "not a duration (expected e.g. 500ms, 2s, 1m)");
+  }
+  std::string unit(end);
+  double milliseconds;
+  if (unit.empty() || unit == "s") milliseconds = number * 1000;
+  else if (unit == "ms") milliseconds = number;
+  else if (unit == "m" || unit == "min") milliseconds = number * 60000;
+  else if (unit == "h") milliseconds = number * 3600000;
+  else return Error(ErrorKind::kConfig, "unknown duration unit '" + unit + "'");
+  if (milliseconds > 1e12) return Error(ErrorKind::kConfig, "duration too long");
+  if (milliseconds > 0 && milliseconds < 1) milliseconds = 1;
+  return std::chrono::milliseconds(static_cast<int64_t>(milliseconds));
+}
+
+std::optional<std::string> guest_path_for(const std::string& host_file,
+                                          const std::vector<Mount>& mounts) {
+  std::error_code error;
+  auto file = std::filesystem::absolute(host_file, error).lexically_normal();
+  if (error) return std::nullopt;
+  for (const auto& mount : mounts) {
+    auto relative = file.lexically_relative(mount.host_path);
+    if (relative.empty() || *relative.begin() == "..") continue;
+    std::string guest = mount.guest_path;
+    if (guest.back() != '/') guest += '/';
+    return guest + relative.string();
+  }
+  return std::nullopt;
+}
+
+}  // namespace terrarium::cli

@@ -1,0 +1,298 @@
+// End-to-end tests of `terrarium run`: real Python in the sandbox, checked by
+// its stdout, stderr and exit status.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+extern char** environ;
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct RunResult {
+  int status = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string read_all(int fd) {
+  std::string data;
+  char buffer[65536];
+  ssize_t n;
+  while ((n = read(fd, buffer, sizeof(buffer))) > 0) data.append(buffer, n);
+  return data;
+}
+
+// Runs build/terrarium with `args`, feeding `input` on stdin.
+RunResult terrarium(std::vector<std::string> args, const std::string& input = "") {
+  std::vector<char*> argv;
+  static std::string binary = TERRARIUM_BINARY;
+  argv.push_back(binary.data());
+  for (auto& arg : args) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  int in[2], out[2], err[2];
+  EXPECT_EQ(pipe(in), 0);
+  EXPECT_EQ(pipe(out), 0);
+  EXPECT_EQ(pipe(err), 0);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, in[0], 0);
+  posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+  posix_spawn_file_actions_adddup2(&actions, err[1], 2);
+  for (int fd : {in[0], in[1], out[0], out[1], err[0], err[1]}) {
+    posix_spawn_file_actions_addclose(&actions, fd);
+  }
+  pid_t pid;
+  EXPECT_EQ(posix_spawn(&pid, binary.c_str(), &actions, nullptr, argv.data(), environ), 0);
+  posix_spawn_file_actions_destroy(&actions);
+  close(in[0]);
+  close(out[1]);
+  close(err[1]);
+  std::thread writer([&] {
+    size_t done = 0;
+    while (done < input.size()) {
+      ssize_t n = write(in[1], input.data() + done, input.size() - done);
+      if (n <= 0) break;
+      done += n;
+    }
+    close(in[1]);
+  });
+  RunResult result;
+  std::thread error_reader([&] { result.err = read_all(err[0]); });
+  result.out = read_all(out[0]);
+  error_reader.join();
+  writer.join();
+  close(out[0]);
+  close(err[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  result.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return result;
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    char pattern[] = "/tmp/terrarium-cli-XXXXXX";
+    path_ = mkdtemp(pattern);
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  const std::string& path() const { return path_; }
+  std::string write(const std::string& name, const std::string& contents) const {
+    std::string full = path_ + "/" + name;
+    std::ofstream(full) << contents;
+    return full;
+  }
+
+ private:
+  std::string path_;
+};
+
+TEST(Cli, DoneWhenLineFromTheIssue) {
+  RunResult r = terrarium({"run", "-c", "import sys, json, re, hashlib, decimal; print(sys.platform)"});
+  EXPECT_EQ(r.out, "wasi\n");
+  EXPECT_EQ(r.err, "");
+  EXPECT_EQ(r.status, 0);
+}
+
+TEST(Cli, StdlibWorks) {
+  RunResult r = terrarium({"run", "-c", R"PY(
+import json, re, hashlib, decimal, datetime, collections, itertools, math, zlib, bz2, lzma
+print(json.dumps({"a": [1, 2.5, None]}, sort_keys=True))
+print(re.sub(r"(\w+)@(\w+)", r"\2 at \1", "me@home"))
+print(hashlib.sha256(b"abc").hexdigest()[:16])
+print(decimal.Decimal(1) / decimal.Decimal(7))
+print(math.factorial(30))
+print(len(zlib.compress(b"a" * 1000)) < 100, bz2.decompress(bz2.compress(b"x")) == b"x", lzma.decompress(lzma.compress(b"y")) == b"y")
+)PY"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out,
+            "{\"a\": [1, 2.5, null]}\n"
+            "home at me\n"
+            "ba7816bf8f01cfea\n"
+            "0.1428571428571428571428571429\n"
+            "265252859812191058636308480000000\n"
+            "True True True\n");
+}
+
+TEST(Cli, ExitStatusIsPassedThrough) {
+  EXPECT_EQ(terrarium({"run", "-c", "import sys; sys.exit(3)"}).status, 3);
+  EXPECT_EQ(terrarium({"run", "-c", "raise SystemExit(0)"}).status, 0);
+  RunResult r = terrarium({"run", "-c", "1/0"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("ZeroDivisionError: division by zero"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("Traceback"), std::string::npos);
+}
+
+TEST(Cli, ScriptWithArguments) {
+  TempDir dir;
+  std::string script = dir.write("hello.py", "import sys\nprint(sys.argv[1:], __name__)\n");
+  RunResult r = terrarium({"run", script, "a", "--dir", "b c"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "['a', '--dir', 'b c'] __main__\n");
+}
+
+TEST(Cli, ScriptOutsideMountsSeesOnlyItself) {
+  TempDir dir;
+  dir.write("secret.txt", "s3cret");
+  std::string script = dir.write("peek.py", R"PY(
+import os, sys
+print(sys.argv[0])
+try:
+    open(os.path.join(os.path.dirname(sys.argv[0]), "secret.txt")).read()
+    print("leaked")
+except OSError as e:
+    print(type(e).__name__)
+)PY");
+  RunResult r = terrarium({"run", script});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "/script/peek.py\nFileNotFoundError\n");
+}
+
+TEST(Cli, ScriptInsideAMountImportsItsNeighbours) {
+  TempDir dir;
+  dir.write("helper.py", "VALUE = 42\n");
+  dir.write("main.py", "import helper\nprint(helper.VALUE)\n");
+  RunResult r = terrarium({"run", "--dir", dir.path() + "::/app:ro", dir.path() + "/main.py"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "42\n");
+}
+
+TEST(Cli, ModuleAndStdin) {
+  RunResult r = terrarium({"run", "-m", "json.tool", "--sort-keys"}, "{\"b\": 1, \"a\": [2]}");
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "{\n    \"a\": [\n        2\n    ],\n    \"b\": 1\n}\n");
+  RunResult echo = terrarium({"run", "-c", "print(input()[::-1])"}, "stressed\n");
+  EXPECT_EQ(echo.out, "desserts\n");
+}
+
+TEST(Cli, EnvironmentHasOnlyWhatIsPassed) {
+  RunResult r = terrarium({"run", "--env", "GREETING=hi", "-c",
+                           "import os; print(sorted(k for k in os.environ if k in ('GREETING', 'HOME', 'PATH')), os.environ['GREETING'])"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "['GREETING'] hi\n");
+}
+
+TEST(Cli, ReadWriteMount) {
+  TempDir dir;
+  dir.write("in.txt", "input data");
+  RunResult r = terrarium({"run", "--dir", dir.path() + "::/work", "-c", R"PY(
+import os
+data = open('/work/in.txt').read()
+with open('/work/out.txt', 'w') as f:
+    f.write(data.upper())
+os.mkdir('/work/sub')
+print(sorted(os.listdir('/work')))
+)PY"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "['in.txt', 'out.txt', 'sub']\n");
+  std::ifstream out(dir.path() + "/out.txt");
+  std::string written((std::istreambuf_iterator<char>(out)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(written, "INPUT DATA");
+}
+
+TEST(Cli, ReadOnlyMountRefusesWritesWithPythonsException) {
+  TempDir dir;
+  dir.write("data.txt", "hello");
+  RunResult r = terrarium({"run", "--dir", dir.path() + "::/data:ro", "-c", R"PY(
+print(open('/data/data.txt').read())
+open('/data/new.txt', 'w')
+)PY"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.out, "hello\n");
+  EXPECT_NE(r.err.find("OSError: [Errno 69] Read-only file system: '/data/new.txt'"), std::string::npos)
+      << r.err;
+  EXPECT_FALSE(fs::exists(dir.path() + "/new.txt"));
+  for (const char* attack : {"import os; os.remove('/data/data.txt')",
+                             "import os; os.mkdir('/data/d')",
+                             "import os; os.rename('/data/data.txt', '/data/x')",
+                             "open('/data/data.txt', 'a').write('x')"}) {
+    RunResult w = terrarium({"run", "--dir", dir.path() + "::/data:ro", "-c", attack});
+    EXPECT_EQ(w.status, 1) << attack;
+    EXPECT_NE(w.err.find("Read-only file system"), std::string::npos) << attack << "\n" << w.err;
+  }
+  std::ifstream in(dir.path() + "/data.txt");
+  std::string kept((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(kept, "hello");
+}
+
+TEST(Cli, CannotReadHostFilesOutsideMounts) {
+  TempDir dir;
+  fs::create_symlink("/etc/passwd", dir.path() + "/abs-link");
+  fs::create_symlink("../../../../../../etc/passwd", dir.path() + "/rel-link");
+  fs::create_symlink("/proc/self/root", dir.path() + "/proc-link");
+  RunResult r = terrarium({"run", "--dir", dir.path() + "::/data", "-c", R"PY(
+attempts = ['/etc/passwd', '/data/../etc/passwd', '/data/../../../etc/passwd',
+            '/data/abs-link', '/data/rel-link', '/data/proc-link/etc/passwd',
+            '/proc/self/environ', '../etc/passwd', '/usr/local/lib/python3.11/../../../../etc/passwd']
+for path in attempts:
+    try:
+        open(path).read()
+        print(path, 'LEAKED')
+    except OSError as e:
+        print(path, type(e).__name__)
+)PY"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out.find("LEAKED"), std::string::npos) << r.out;
+  // Each attempt ends in a normal Python exception.
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 9) << r.out;
+}
+
+TEST(Cli, MissingScriptAndBadFlags) {
+  RunResult missing = terrarium({"run", "/nonexistent/script.py"});
+  EXPECT_EQ(missing.status, 2);
+  EXPECT_NE(missing.err.find("can't open file '/nonexistent/script.py': No such file or directory"),
+            std::string::npos)
+      << missing.err;
+  RunResult bad_flag = terrarium({"run", "--no-such-flag", "-c", "pass"});
+  EXPECT_EQ(bad_flag.status, 2);
+  EXPECT_NE(bad_flag.err.find("--no-such-flag"), std::string::npos) << bad_flag.err;
+  RunResult bad_dir = terrarium({"run", "--dir", "/nonexistent::/x", "-c", "pass"});
+  EXPECT_EQ(bad_dir.status, 2);
+  EXPECT_NE(bad_dir.err.find("'/nonexistent' does not exist"), std::string::npos) << bad_dir.err;
+  RunResult bad_mode = terrarium({"run", "--dir", "/tmp::/x:rx", "-c", "pass"});
+  EXPECT_EQ(bad_mode.status, 2);
+  EXPECT_NE(bad_mode.err.find("unknown mode 'rx'"), std::string::npos) << bad_mode.err;
+  RunResult bad_env = terrarium({"run", "--env", "NOEQUALS", "-c", "pass"});
+  EXPECT_EQ(bad_env.status, 2);
+  EXPECT_NE(bad_env.err.find("expected KEY=VALUE"), std::string::npos) << bad_env.err;
+  RunResult no_command = terrarium({});
+  EXPECT_EQ(no_command.status, 2);
+}
+
+TEST(Cli, HelpIsComplete) {
+  RunResult r = terrarium({"run", "--help"});
+  EXPECT_EQ(r.status, 0);
+  for (const char* flag : {"--dir", "--env", "-c", "-m", "--max-memory", "--timeout", "--max-output"}) {
+    EXPECT_NE(r.out.find(flag), std::string::npos) << flag;
+  }
+}
+
+TEST(Cli, GuestTrapIsOneClearLineAndADistinctStatus) {
+  // C-level recursion deeper than the guest's stack: CPython's own check is
+  // lifted, so the wasm stack overflows and the guest traps.
+  RunResult r = terrarium({"run", "-c", R"PY(
+import sys
+sys.setrecursionlimit(10**7)
+x = []
+for _ in range(10**6):
+    x = [x]
+repr(x)
+)PY"});
+  EXPECT_EQ(r.status, 125) << r.out << r.err;
+  EXPECT_NE(r.err.find("terrarium: guest trapped: "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(" in python.wasm"), std::string::npos) << r.err;
+}
+
+}  // namespace
