@@ -74,6 +74,15 @@ struct Sandbox::Impl {
   ~Impl() {
     if (instantiated) Z_python_free(&instance);
   }
+
+  // Every entry into the guest goes through here: it is where deadlines are
+  // armed and where a trap marks the sandbox as spent.
+  template <typename Body>
+  engine::TrapOutcome enter_guest(Body& body) {
+    engine::TrapOutcome outcome = engine::guarded(body);
+    if (!outcome.ok()) spent = true;
+    return outcome;
+  }
 };
 
 Sandbox::Sandbox(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -148,7 +157,7 @@ Result<std::unique_ptr<Sandbox>> Sandbox::create(SandboxConfig config) {
     raw->instantiated = true;
     raw->wasi_import.memory = Z_pythonZ_memory(&raw->instance);
   };
-  engine::TrapOutcome outcome = engine::guarded(instantiate);
+  engine::TrapOutcome outcome = impl->enter_guest(instantiate);
   if (!outcome.ok()) return trap_error(outcome);
 
   if (uint64_t max_bytes = impl->config.limits.max_memory_bytes) {
@@ -165,7 +174,7 @@ Result<std::unique_ptr<Sandbox>> Sandbox::create(SandboxConfig config) {
 
   // C constructors of the guest (WASI reactor initialization).
   auto initialize = [raw] { Z_pythonZ__initialize(&raw->instance); };
-  outcome = engine::guarded(initialize);
+  outcome = impl->enter_guest(initialize);
   if (!outcome.ok()) return trap_error(outcome);
   return std::unique_ptr<Sandbox>(new Sandbox(std::move(impl)));
 }
@@ -175,7 +184,7 @@ Result<int> Sandbox::run_main() {
   int status = 0;
   Impl* raw = impl_.get();
   auto body = [raw, &status] { status = static_cast<int>(Z_pythonZ_terrarium_main(&raw->instance)); };
-  engine::TrapOutcome outcome = engine::guarded(body);
+  engine::TrapOutcome outcome = impl_->enter_guest(body);
   impl_->spent = true;  // CPython's main finalizes the interpreter
   if (outcome.kind == engine::TrapKind::kExit) return outcome.exit_status;
   if (!outcome.ok()) return trap_error(outcome);
