@@ -16,6 +16,8 @@ constexpr uint64_t kMemoryReservation = 8ull << 30;
 // True if `address` lies inside some live memory's reservation (used by the
 // fault handler to tell a guest's out-of-bounds access from a host bug).
 bool address_in_guest_memory(const void* address);
+// The same, also giving the address's offset from its memory's base.
+bool guest_memory_offset(const void* address, uint64_t* offset);
 
 // Number of live memories (for tests and leak checks).
 size_t live_memory_count();

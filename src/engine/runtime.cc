@@ -65,14 +65,22 @@ thread_local ExceptionState t_exception;
 
 }  // namespace
 
-bool address_in_guest_memory(const void* address) {
+bool guest_memory_offset(const void* address, uint64_t* offset) {
   auto a = reinterpret_cast<uintptr_t>(address);
   if (g_live_memories.load(std::memory_order_relaxed) == 0) return false;
   for (auto& slot : g_memory_slots) {
     uintptr_t base = slot.load(std::memory_order_relaxed);
-    if (base && a >= base && a - base < kMemoryReservation) return true;
+    if (base && a >= base && a - base < kMemoryReservation) {
+      *offset = a - base;
+      return true;
+    }
   }
   return false;
+}
+
+bool address_in_guest_memory(const void* address) {
+  uint64_t offset;
+  return guest_memory_offset(address, &offset);
 }
 
 size_t live_memory_count() { return g_live_memories.load(); }

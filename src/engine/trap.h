@@ -27,7 +27,8 @@ enum class TrapKind : int {
   kUncaughtException,
   kStackExhausted,      // the native stack (deep recursion in the guest)
   kExit,                // proc_exit: a normal end with an exit status
-  kDeadline,            // the wall-clock or CPU deadline passed
+  kDeadline,            // the wall-clock deadline passed
+  kCpuDeadline,         // the CPU-time deadline passed
   kHostAbort,           // a host function stopped the guest (limit hit, ...)
 };
 
@@ -51,6 +52,10 @@ const char* trap_name(TrapKind kind);
 // leave_host() after every C++ object of the import has been destroyed.
 void enter_host();
 void leave_host();
+
+// True when an asynchronous stop is waiting for the current host import to
+// return (blocking host calls use it to stop waiting early).
+bool interrupt_pending();
 
 // True if the guest's native stack has fewer than `bytes` left. Host imports
 // check this on entry so that host code never runs out of stack itself.

@@ -102,7 +102,14 @@ void fault_handler(int signal, siginfo_t* info, void* context) {
       // Generated code checks division itself; an FPE here still is the guest's.
       unwind(TrapKind::kIntegerOverflow);
     }
-    if (address_in_guest_memory(info->si_addr)) unwind(TrapKind::kOutOfBounds);
+    uint64_t offset = 0;
+    if (guest_memory_offset(info->si_addr, &offset)) {
+      // The guest's shadow stack sits at the bottom of linear memory
+      // (--stack-first) and grows down: overflowing it wraps the stack
+      // pointer to just below 4 GiB. Name that for what it is.
+      bool wrapped_stack = offset >= 0xFF000000ull && offset < (1ull << 32) + 65536;
+      unwind(wrapped_stack ? TrapKind::kStackExhausted : TrapKind::kOutOfBounds);
+    }
     if (state.stack_low && address >= state.stack_guard_low && address < state.stack_low + 65536) {
       unwind(TrapKind::kStackExhausted);
     }
@@ -225,6 +232,8 @@ void leave_host() {
   }
 }
 
+bool interrupt_pending() { return t_state.pending.load(std::memory_order_acquire) != 0; }
+
 // Called from the interrupt signal handler on the target thread.
 void deliver_interrupt(TrapKind kind) {
   ThreadState& state = t_state;
@@ -248,7 +257,8 @@ const char* trap_name(TrapKind kind) {
     case TrapKind::kUncaughtException: return "uncaught wasm exception";
     case TrapKind::kStackExhausted: return "call stack exhausted";
     case TrapKind::kExit: return "exit";
-    case TrapKind::kDeadline: return "deadline exceeded";
+    case TrapKind::kDeadline: return "wall-clock deadline exceeded";
+    case TrapKind::kCpuDeadline: return "CPU-time deadline exceeded";
     case TrapKind::kHostAbort: return "stopped by the host";
   }
   return "unknown trap";

@@ -7,6 +7,7 @@
 #include <map>
 #include <mutex>
 
+#include "engine/deadline.h"
 #include "engine/guarded_call.h"
 #include "python_wasm.h"
 #include "wasi/image.h"
@@ -49,18 +50,6 @@ std::optional<std::string> normalize_guest_path(const std::string& path) {
   return out.empty() ? "/" : out;
 }
 
-Error trap_error(const engine::TrapOutcome& outcome) {
-  switch (outcome.kind) {
-    case engine::TrapKind::kHostAbort:
-      return Error(ErrorKind::kLimit, outcome.message);
-    case engine::TrapKind::kDeadline:
-      return Error(ErrorKind::kTimeout, "deadline exceeded");
-    default:
-      return Error(ErrorKind::kTrap,
-                   std::string("guest trapped: ") + engine::trap_name(outcome.kind) + " in python.wasm");
-  }
-}
-
 }  // namespace
 
 struct Sandbox::Impl {
@@ -79,9 +68,31 @@ struct Sandbox::Impl {
   // armed and where a trap marks the sandbox as spent.
   template <typename Body>
   engine::TrapOutcome enter_guest(Body& body) {
-    engine::TrapOutcome outcome = engine::guarded(body);
+    engine::TrapOutcome outcome;
+    {
+      engine::DeadlineScope deadline(config.limits.timeout, config.limits.cpu_timeout);
+      outcome = engine::guarded(body);
+    }
     if (!outcome.ok()) spent = true;
     return outcome;
+  }
+
+  Error trap_error(const engine::TrapOutcome& outcome) const {
+    switch (outcome.kind) {
+      case engine::TrapKind::kHostAbort:
+        return Error(ErrorKind::kLimit, outcome.message);
+      case engine::TrapKind::kDeadline:
+        return Error(ErrorKind::kTimeout, "wall-clock deadline of " +
+                                              std::to_string(config.limits.timeout.count()) +
+                                              " ms exceeded");
+      case engine::TrapKind::kCpuDeadline:
+        return Error(ErrorKind::kTimeout, "CPU-time deadline of " +
+                                              std::to_string(config.limits.cpu_timeout.count()) +
+                                              " ms exceeded");
+      default:
+        return Error(ErrorKind::kTrap, std::string("guest trapped: ") +
+                                           engine::trap_name(outcome.kind) + " in python.wasm");
+    }
   }
 };
 
@@ -135,6 +146,7 @@ Result<std::unique_ptr<Sandbox>> Sandbox::create(SandboxConfig config) {
     wasi_config.mounts.push_back({mount.host_path, *guest, mount.read_only});
   }
   wasi_config.stdin_fd = config.stdin_fd;
+  wasi_config.interrupted = [] { return engine::interrupt_pending(); };
   wasi_config.stdout_sink = {config.stdout_output.host_fd, config.stdout_output.callback};
   wasi_config.stderr_sink = {config.stderr_output.host_fd, config.stderr_output.callback};
   const Limits& limits = config.limits;
@@ -158,7 +170,7 @@ Result<std::unique_ptr<Sandbox>> Sandbox::create(SandboxConfig config) {
     raw->wasi_import.memory = Z_pythonZ_memory(&raw->instance);
   };
   engine::TrapOutcome outcome = impl->enter_guest(instantiate);
-  if (!outcome.ok()) return trap_error(outcome);
+  if (!outcome.ok()) return impl->trap_error(outcome);
 
   if (uint64_t max_bytes = impl->config.limits.max_memory_bytes) {
     wasm_rt_memory_t* memory = Z_pythonZ_memory(&impl->instance);
@@ -175,7 +187,7 @@ Result<std::unique_ptr<Sandbox>> Sandbox::create(SandboxConfig config) {
   // C constructors of the guest (WASI reactor initialization).
   auto initialize = [raw] { Z_pythonZ__initialize(&raw->instance); };
   outcome = impl->enter_guest(initialize);
-  if (!outcome.ok()) return trap_error(outcome);
+  if (!outcome.ok()) return impl->trap_error(outcome);
   return std::unique_ptr<Sandbox>(new Sandbox(std::move(impl)));
 }
 
@@ -187,7 +199,7 @@ Result<int> Sandbox::run_main() {
   engine::TrapOutcome outcome = impl_->enter_guest(body);
   impl_->spent = true;  // CPython's main finalizes the interpreter
   if (outcome.kind == engine::TrapKind::kExit) return outcome.exit_status;
-  if (!outcome.ok()) return trap_error(outcome);
+  if (!outcome.ok()) return impl_->trap_error(outcome);
   return status;
 }
 

@@ -827,6 +827,7 @@ uint16_t Wasi::fd_read(M m, uint32_t fd, uint32_t iovs, uint32_t iovs_len, uint3
       ssize_t r;
       do {
         r = readv(host, vec.data(), static_cast<int>(vec.size()));
+        if (r < 0 && errno == EINTR && config_.interrupted && config_.interrupted()) return kIntr;
       } while (r < 0 && errno == EINTR);
       if (r < 0) return last_errno();
       n = static_cast<uint64_t>(r);
@@ -1466,6 +1467,7 @@ uint16_t Wasi::poll_oneoff(M m, uint32_t in, uint32_t out, uint32_t nsubscriptio
     }
     int r = ppoll(pfds.data(), pfds.size(), wait_ptr, nullptr);
     if (r < 0 && errno != EINTR) return last_errno();
+    if (r < 0 && config_.interrupted && config_.interrupted()) return kIntr;
     now = now_ns(CLOCK_MONOTONIC);
     bool any = any_immediate;
     for (size_t k = 0; r > 0 && k < pfds.size(); ++k) {

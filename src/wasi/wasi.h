@@ -25,7 +25,7 @@ namespace terrarium::wasi {
 // WASI errno values (preview1), the ones used here.
 enum Errno : uint16_t {
   kSuccess = 0, k2Big = 1, kAccess = 2, kAgain = 6, kBadF = 8, kBusy = 10,
-  kExist = 20, kFault = 21, kFBig = 22, kIlSeq = 25, kInval = 28, kIo = 29,
+  kExist = 20, kFault = 21, kFBig = 22, kIlSeq = 25, kIntr = 27, kInval = 28, kIo = 29,
   kIsDir = 31, kLoop = 32, kMFile = 33, kMLink = 34, kNameTooLong = 37,
   kNoEnt = 44, kNoMem = 48, kNoSpc = 51, kNoSys = 52, kNotDir = 54,
   kNotEmpty = 55, kNotSup = 58, kNotTty = 59, kOverflow = 61, kPerm = 63,
@@ -67,6 +67,10 @@ struct WasiConfig {
   OutputSink stdout_sink{1, {}};
   OutputSink stderr_sink{2, {}};
   Limits limits;
+  // Asked when a blocking call (stdin read, poll_oneoff sleep) is interrupted
+  // by a signal: true means "stop waiting" (a deadline fired), and the call
+  // returns kIntr so the import glue can stop the guest.
+  std::function<bool()> interrupted;
 };
 
 class Wasi {
