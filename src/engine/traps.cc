@@ -102,14 +102,7 @@ void fault_handler(int signal, siginfo_t* info, void* context) {
       // Generated code checks division itself; an FPE here still is the guest's.
       unwind(TrapKind::kIntegerOverflow);
     }
-    uint64_t offset = 0;
-    if (guest_memory_offset(info->si_addr, &offset)) {
-      // The guest's shadow stack sits at the bottom of linear memory
-      // (--stack-first) and grows down: overflowing it wraps the stack
-      // pointer to just below 4 GiB. Name that for what it is.
-      bool wrapped_stack = offset >= 0xFF000000ull && offset < (1ull << 32) + 65536;
-      unwind(wrapped_stack ? TrapKind::kStackExhausted : TrapKind::kOutOfBounds);
-    }
+    if (address_in_guest_memory(info->si_addr)) unwind(TrapKind::kOutOfBounds);
     if (state.stack_low && address >= state.stack_guard_low && address < state.stack_low + 65536) {
       unwind(TrapKind::kStackExhausted);
     }

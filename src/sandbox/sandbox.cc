@@ -89,6 +89,15 @@ struct Sandbox::Impl {
         return Error(ErrorKind::kTimeout, "CPU-time deadline of " +
                                               std::to_string(config.limits.cpu_timeout.count()) +
                                               " ms exceeded");
+      case engine::TrapKind::kOutOfBounds:
+        // The guest's C stack sits at the bottom of linear memory
+        // (--stack-first) and grows down: overflowing it wraps the stack
+        // pointer to just below 4 GiB, and the next push faults. Name it.
+        if (instance.w2c___stack_pointer >= 0xFF000000u) {
+          return Error(ErrorKind::kTrap,
+                       "guest trapped: call stack exhausted (guest C stack overflow) in python.wasm");
+        }
+        [[fallthrough]];
       default:
         return Error(ErrorKind::kTrap, std::string("guest trapped: ") +
                                            engine::trap_name(outcome.kind) + " in python.wasm");
