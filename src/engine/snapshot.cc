@@ -1,0 +1,198 @@
+#include "engine/snapshot.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "engine/memory.h"
+
+namespace terrarium::engine {
+namespace {
+
+std::string os_error(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
+
+bool all_zero(const uint8_t* page, size_t size) {
+  const uint64_t* words = reinterpret_cast<const uint64_t*>(page);
+  for (size_t i = 0; i < size / 8; ++i) {
+    if (words[i]) return false;
+  }
+  return true;
+}
+
+bool write_all(int fd, const uint8_t* data, size_t size, off_t offset) {
+  while (size > 0) {
+    ssize_t n = pwrite(fd, data, size, offset);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    data += n;
+    size -= static_cast<size_t>(n);
+    offset += n;
+  }
+  return true;
+}
+
+int make_memfd(uint64_t size, std::string* error) {
+  int fd = memfd_create("terrarium-snapshot", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) {
+    *error = os_error("memfd_create");
+    return -1;
+  }
+  if (ftruncate(fd, static_cast<off_t>(size)) != 0) {
+    *error = os_error("ftruncate");
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+bool seal(int fd, std::string* error) {
+  // Nobody may change a snapshot once taken: every sandbox maps it.
+  if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+    *error = os_error("sealing the snapshot");
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::shared_ptr<const MemorySnapshot> MemorySnapshot::capture(const wasm_rt_memory_t& memory,
+                                                              std::string* error) {
+  uint64_t size = uint64_t{memory.pages} * kWasmPageSize;
+  int fd = make_memfd(size, error);
+  if (fd < 0) return nullptr;
+  constexpr size_t kChunk = 4096;
+  for (uint64_t offset = 0; offset < size; offset += kChunk) {
+    const uint8_t* page = memory.data + offset;
+    if (all_zero(page, kChunk)) continue;
+    // Write runs of non-zero pages in one call.
+    uint64_t end = offset + kChunk;
+    while (end < size && !all_zero(memory.data + end, kChunk)) end += kChunk;
+    if (!write_all(fd, page, end - offset, static_cast<off_t>(offset))) {
+      *error = os_error("writing the snapshot");
+      close(fd);
+      return nullptr;
+    }
+    offset = end - kChunk;
+  }
+  if (!seal(fd, error)) {
+    close(fd);
+    return nullptr;
+  }
+  return std::shared_ptr<const MemorySnapshot>(new MemorySnapshot(fd, memory.pages));
+}
+
+std::shared_ptr<const MemorySnapshot> MemorySnapshot::read_from(int in, uint64_t size,
+                                                                std::string* error) {
+  if (size % kWasmPageSize != 0 || size / kWasmPageSize > 65535) {
+    *error = "snapshot memory size " + std::to_string(size) + " is not a valid page count";
+    return nullptr;
+  }
+  int fd = make_memfd(size, error);
+  if (fd < 0) return nullptr;
+  std::vector<uint8_t> buffer(1 << 20);
+  uint64_t done = 0;
+  while (done < size) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(buffer.size(), size - done));
+    ssize_t n = read(in, buffer.data(), want);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      *error = n == 0 ? "snapshot file is truncated" : os_error("reading the snapshot");
+      close(fd);
+      return nullptr;
+    }
+    // Keep zero pages as holes, as capture does.
+    for (size_t at = 0; at < static_cast<size_t>(n); at += 4096) {
+      size_t len = std::min<size_t>(4096, static_cast<size_t>(n) - at);
+      if (len == 4096 && all_zero(buffer.data() + at, len)) continue;
+      if (!write_all(fd, buffer.data() + at, len, static_cast<off_t>(done + at))) {
+        *error = os_error("writing the snapshot");
+        close(fd);
+        return nullptr;
+      }
+    }
+    done += static_cast<uint64_t>(n);
+  }
+  if (!seal(fd, error)) {
+    close(fd);
+    return nullptr;
+  }
+  return std::shared_ptr<const MemorySnapshot>(
+      new MemorySnapshot(fd, static_cast<uint32_t>(size / kWasmPageSize)));
+}
+
+MemorySnapshot::~MemorySnapshot() { close(fd_); }
+
+bool MemorySnapshot::map_new(wasm_rt_memory_t* memory, uint32_t max_pages, std::string* error) const {
+  // An ordinary allocation of zero pages gives the reservation and registers
+  // it with the fault handler; the snapshot is then mapped over its start.
+  wasm_rt_allocate_memory(memory, 0, max_pages);
+  if (pages_ == 0) return true;
+  void* mapped = mmap(memory->data, bytes(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED,
+                      fd_, 0);
+  if (mapped == MAP_FAILED) {
+    *error = os_error("mapping the snapshot");
+    wasm_rt_free_memory(memory);
+    return false;
+  }
+  memory->pages = pages_;
+  memory->size = static_cast<uint32_t>(bytes());
+  return true;
+}
+
+bool MemorySnapshot::reset(wasm_rt_memory_t* memory, std::string* error) const {
+  uint64_t current = uint64_t{memory->pages} * kWasmPageSize;
+  if (current > bytes()) {
+    // Pages grown after the snapshot: back to inaccessible, and zero (a
+    // later grow must see zeros, as wasm requires).
+    uint8_t* tail = memory->data + bytes();
+    if (madvise(tail, current - bytes(), MADV_DONTNEED) != 0 ||
+        mprotect(tail, current - bytes(), PROT_NONE) != 0) {
+      *error = os_error("shrinking the memory");
+      return false;
+    }
+  }
+  // On a private file mapping, MADV_DONTNEED drops the copied pages: the
+  // next access sees the snapshot again.
+  if (pages_ && madvise(memory->data, bytes(), MADV_DONTNEED) != 0) {
+    *error = os_error("resetting the memory");
+    return false;
+  }
+  memory->pages = pages_;
+  memory->size = static_cast<uint32_t>(bytes());
+  return true;
+}
+
+bool MemorySnapshot::write_to(int out, std::string* error) const {
+  std::vector<uint8_t> buffer(1 << 20);
+  uint64_t done = 0;
+  while (done < bytes()) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(buffer.size(), bytes() - done));
+    ssize_t n = pread(fd_, buffer.data(), want, static_cast<off_t>(done));
+    if (n <= 0) {
+      *error = os_error("reading the snapshot");
+      return false;
+    }
+    size_t written = 0;
+    while (written < static_cast<size_t>(n)) {
+      ssize_t w = write(out, buffer.data() + written, static_cast<size_t>(n) - written);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) {
+        *error = os_error("writing the snapshot file");
+        return false;
+      }
+      written += static_cast<size_t>(w);
+    }
+    done += static_cast<uint64_t>(n);
+  }
+  return true;
+}
+
+}  // namespace terrarium::engine

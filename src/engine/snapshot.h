@@ -1,0 +1,46 @@
+// Linear-memory snapshots: the bytes of a memory captured once into a sealed
+// memfd, then mapped copy-on-write into any number of new memories. A new
+// memory costs one mmap; a page costs a fault only when the guest first
+// writes it. See shared/snapshot-notes.md for what faults cost here.
+#pragma once
+
+#include <wasm-rt.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace terrarium::engine {
+
+class MemorySnapshot {
+ public:
+  // Captures the accessible bytes of `memory`. Pages that are all zero are
+  // left as holes in the memfd (they cost nothing). Returns nullptr and sets
+  // `error` when the memfd cannot be made.
+  static std::shared_ptr<const MemorySnapshot> capture(const wasm_rt_memory_t& memory,
+                                                       std::string* error);
+  // Reads a snapshot written by write_to (the caller checks compatibility).
+  static std::shared_ptr<const MemorySnapshot> read_from(int fd, uint64_t size, std::string* error);
+  ~MemorySnapshot();
+
+  uint32_t pages() const { return pages_; }
+  uint64_t bytes() const { return uint64_t{pages_} * 65536; }
+
+  // Makes `memory` a new memory (its own reservation) whose contents are the
+  // snapshot, mapped copy-on-write. `max_pages` as for wasm_rt_allocate_memory.
+  bool map_new(wasm_rt_memory_t* memory, uint32_t max_pages, std::string* error) const;
+
+  // Puts a memory made by map_new back to the snapshot's contents and size:
+  // private (dirtied) pages are dropped, pages grown since are removed.
+  bool reset(wasm_rt_memory_t* memory, std::string* error) const;
+
+  // Writes the raw memory image (bytes() long) to `fd`.
+  bool write_to(int fd, std::string* error) const;
+
+ private:
+  MemorySnapshot(int fd, uint32_t pages) : fd_(fd), pages_(pages) {}
+  int fd_;
+  uint32_t pages_;
+};
+
+}  // namespace terrarium::engine
