@@ -177,6 +177,37 @@ TEST(Cli, ModuleAndStdin) {
   EXPECT_EQ(echo.out, "desserts\n");
 }
 
+TEST(Cli, InteractivePromptOnATerminal) {
+  // `script` gives the CLI a pseudo-terminal as stdin, as a person would have.
+  if (access("/usr/bin/script", X_OK) != 0) GTEST_SKIP() << "util-linux script(1) not installed";
+  std::string command = std::string(TERRARIUM_BINARY) + " run";
+  int in[2], result[2];
+  ASSERT_EQ(pipe(in), 0);
+  ASSERT_EQ(pipe(result), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(in[0], 0);
+    dup2(result[1], 1);
+    dup2(result[1], 2);
+    close(in[1]);
+    close(result[0]);
+    execl("/usr/bin/script", "script", "-qc", command.c_str(), "/dev/null", nullptr);
+    _exit(127);
+  }
+  close(in[0]);
+  close(result[1]);
+  std::string input = "print(6*7)\nimport sys; sys.platform\nexit()\n";
+  ASSERT_EQ(write(in[1], input.data(), input.size()), static_cast<ssize_t>(input.size()));
+  close(in[1]);
+  std::string output = read_all(result[0]);
+  close(result[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  EXPECT_NE(output.find(">>> 42"), std::string::npos) << output;
+  EXPECT_NE(output.find(">>> 'wasi'"), std::string::npos) << output;
+  EXPECT_NE(output.find("on wasi"), std::string::npos) << output;
+}
+
 TEST(Cli, EnvironmentHasOnlyWhatIsPassed) {
   RunResult r = terrarium({"run", "--env", "GREETING=hi", "-c",
                            "import os; print(sorted(k for k in os.environ if k in ('GREETING', 'HOME', 'PATH')), os.environ['GREETING'])"});
