@@ -221,15 +221,9 @@ terrarium_status terrarium_sandbox_define(terrarium_sandbox* sandbox, const char
       }
       return std::move(result.data);
     };
-    terrarium::Result<void> defined;
-    if (flags & TERRARIUM_JSON) {
-      defined = sandbox->sandbox->define_json(
-          name, [adapter](const nlohmann::json& value) -> nlohmann::json {
-            return nlohmann::json::parse(adapter(value.dump()));
-          });
-    } else {
-      defined = sandbox->sandbox->define(name, adapter);
-    }
+    terrarium::Result<void> defined = (flags & TERRARIUM_JSON)
+                                          ? sandbox->sandbox->define_json_text(name, adapter)
+                                          : sandbox->sandbox->define(name, adapter);
     if (!defined) return fail(defined.error());
     return TERRARIUM_OK;
   });

@@ -386,6 +386,19 @@ Result<void> Sandbox::define_json(std::string name, JsonHostFunction function) {
   return {};
 }
 
+Result<void> Sandbox::define_json_text(std::string name, HostFunction function) {
+  if (impl_->bridge.in_host_function()) {
+    return Error(ErrorKind::kHostError, "define_json_text() inside a host function of the same sandbox");
+  }
+  if (!function) return Error(ErrorKind::kConfig, "define_json_text('" + name + "'): empty function");
+  impl_->bridge.define(std::move(name),
+                       {[function = std::move(function)](std::string_view payload) {
+                          return function(std::string(payload));
+                        },
+                        true});
+  return {};
+}
+
 Result<void> Sandbox::exec(std::string_view code, std::string_view filename) {
   Impl* impl = impl_.get();
   if (auto ok = impl->usable(); !ok) return ok.error();

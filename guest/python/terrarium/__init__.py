@@ -20,6 +20,9 @@ with the host's message. See docs/abi.md.
 
 import _terrarium
 from json import JSONDecoder as _JSONDecoder, JSONEncoder as _JSONEncoder
+from json.encoder import c_make_encoder as _c_make_encoder
+from json.encoder import encode_basestring_ascii as _encode_basestring_ascii
+from json.scanner import make_scanner as _make_scanner
 
 __all__ = ["export", "host", "call_host", "HostError", "exports"]
 
@@ -30,8 +33,29 @@ _KIND_BYTES = _terrarium.KIND_BYTES
 _KIND_ERROR = _terrarium.KIND_ERROR
 _KIND_NOT_FOUND = _terrarium.KIND_NOT_FOUND
 
-_encode = _JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
-_decode = _JSONDecoder().decode
+# JSON through the C accelerators directly (no per-call encoder set-up, no
+# whitespace regex): compact, ASCII-only text; NaN/Infinity refused.
+if _c_make_encoder is not None:
+    _c_encoder = _c_make_encoder(None, _JSONEncoder().default, _encode_basestring_ascii, None,
+                                 ":", ",", False, False, False)
+
+    def _encode(value):
+        return "".join(_c_encoder(value, 0))
+else:  # pragma: no cover - the guest always has _json
+    _encode = _JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+    _c_encoder = None
+_decode_slow = _JSONDecoder().decode
+_scan = _make_scanner(_JSONDecoder())
+
+
+def _decode(text):
+    try:
+        value, end = _scan(text, 0)
+        if end == len(text):
+            return value
+    except StopIteration:
+        pass
+    return _decode_slow(text)  # whitespace around the value, or a clear error
 _raw_host_call = _terrarium.host_call
 _binary = (bytes, bytearray, memoryview)
 
@@ -87,8 +111,16 @@ class _Host:
                 if type(value) is bytes:
                     return _raw_host_call(name, value, _KIND_BYTES)
                 if not isinstance(value, _binary):
-                    result = _raw_host_call(name, _encode(value), _KIND_JSON)
-                    return _decode(result) if type(result) is str else result
+                    result = _raw_host_call(name, "".join(_c_encoder(value, 0)), _KIND_JSON)
+                    if type(result) is not str:
+                        return result
+                    try:
+                        value, end = _scan(result, 0)
+                        if end == len(result):
+                            return value
+                    except StopIteration:
+                        pass
+                    return _decode_slow(result)
             return call_host(name, *args, **kwargs)
 
         call.__name__ = call.__qualname__ = name
