@@ -1,9 +1,9 @@
 /* Embedding Terrarium in C: the same as host.cc through the C API.
  *
  *   build/examples/embed-c [examples/embed/plugin.py] */
+#define _GNU_SOURCE /* memmem */
 #include <stdint.h>
 #include <stdio.h>
-#define _GNU_SOURCE
 #include <string.h>
 
 #include "terrarium.h"
