@@ -39,8 +39,8 @@ double percentile(std::vector<double> samples, double p) {
 }
 
 void row(const char* what, const std::vector<double>& us) {
-  std::printf("| %s | %zu | %.2f | %.2f | %.2f |\n", what, us.size(), median(us), percentile(us, 0.1),
-              percentile(us, 0.99));
+  std::printf("| %s | %zu | %.2f | %.2f | %.2f |\n", what, us.size(), median(us),
+              percentile(us, 0.1), percentile(us, 0.99));
 }
 
 [[noreturn]] void die(const std::string& message) {
@@ -80,7 +80,8 @@ std::vector<double> native_pipe(int calls) {
   char buffer[4096];
   for (int i = 0; i < calls + calls / 10; ++i) {
     auto start = Clock::now();
-    if (write(to_child[1], line.data(), line.size()) != static_cast<ssize_t>(line.size())) die("write");
+    if (write(to_child[1], line.data(), line.size()) != static_cast<ssize_t>(line.size()))
+      die("write");
     reply.clear();
     while (reply.empty() || reply.back() != '\n') {
       ssize_t n = read(from_child[0], buffer, sizeof buffer);
@@ -170,11 +171,12 @@ def host_loop(args):
   };
   auto python_to_host = [&](const char* name) {
     int batch = 100;
-    nlohmann::json args = {{"batches", std::max(1, calls / batch)},
-                           {"batch", batch},
-                           {"name", name},
-                           {"value", name == std::string("echo_bytes") ? nlohmann::json(kValue)
-                                                                       : nlohmann::json::parse(kValue)}};
+    nlohmann::json args = {
+        {"batches", std::max(1, calls / batch)},
+        {"batch", batch},
+        {"name", name},
+        {"value", name == std::string("echo_bytes") ? nlohmann::json(kValue)
+                                                    : nlohmann::json::parse(kValue)}};
     auto result = box.call_json("host_loop", args);
     if (!result) die(result.error().to_string() + "\n" + result.error().details());
     return result->get<std::vector<double>>();
@@ -182,7 +184,8 @@ def host_loop(args):
 
   std::printf("| path (100-byte JSON value) | calls | median µs | p10 µs | p99 µs |\n");
   std::printf("| --- | ---: | ---: | ---: | ---: |\n");
-  row("host → Python echo → host, `call_json_text` (JSON text in/out)", host_to_python("echo", true));
+  row("host → Python echo → host, `call_json_text` (JSON text in/out)",
+      host_to_python("echo", true));
   row("host → Python echo → host, `call_json` (nlohmann::json in/out)", host_to_python_parsed());
   row("host → Python echo → host, `call` (raw bytes)", host_to_python("echo_bytes", false));
   row("Python → host echo → Python, JSON, host `define_json_text`¹", python_to_host("echo_text"));

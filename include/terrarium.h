@@ -21,15 +21,15 @@ extern "C" {
 
 typedef enum terrarium_status {
   TERRARIUM_OK = 0,
-  TERRARIUM_ERROR_CONFIG = 1,     /* bad configuration */
-  TERRARIUM_ERROR_TRAP = 2,       /* the guest trapped; the sandbox is spent */
-  TERRARIUM_ERROR_LIMIT = 3,      /* a limit was hit */
-  TERRARIUM_ERROR_TIMEOUT = 4,    /* a deadline passed */
-  TERRARIUM_ERROR_GUEST = 5,      /* Python raised (see terrarium_last_error_details) */
-  TERRARIUM_ERROR_HOST = 6,       /* a host-side failure (e.g. re-entrant call) */
-  TERRARIUM_ERROR_NOT_FOUND = 7,  /* no such export / file / plugin */
-  TERRARIUM_ERROR_INTERNAL = 8,   /* a bug in Terrarium */
-  TERRARIUM_ERROR_ARGUMENT = 9    /* a NULL handle or other bad argument */
+  TERRARIUM_ERROR_CONFIG = 1,    /* bad configuration */
+  TERRARIUM_ERROR_TRAP = 2,      /* the guest trapped; the sandbox is spent */
+  TERRARIUM_ERROR_LIMIT = 3,     /* a limit was hit */
+  TERRARIUM_ERROR_TIMEOUT = 4,   /* a deadline passed */
+  TERRARIUM_ERROR_GUEST = 5,     /* Python raised (see terrarium_last_error_details) */
+  TERRARIUM_ERROR_HOST = 6,      /* a host-side failure (e.g. re-entrant call) */
+  TERRARIUM_ERROR_NOT_FOUND = 7, /* no such export / file / plugin */
+  TERRARIUM_ERROR_INTERNAL = 8,  /* a bug in Terrarium */
+  TERRARIUM_ERROR_ARGUMENT = 9   /* a NULL handle or other bad argument */
 } terrarium_status;
 
 /* Flags for terrarium_sandbox_define and terrarium_sandbox_call. */

@@ -15,8 +15,10 @@
 /* JSON: the payload is a JSON list of names; answer with a JSON object. */
 static int prices(void* user_data, const uint8_t* payload, size_t length,
                   terrarium_host_result* result) {
-  static const struct { const char* name; const char* price; } table[] = {
-      {"apple", "0.5"}, {"bread", "2.25"}, {"tea", "4.0"}};
+  static const struct {
+    const char* name;
+    const char* price;
+  } table[] = {{"apple", "0.5"}, {"bread", "2.25"}, {"tea", "4.0"}};
   char out[256] = "{";
   (void)user_data;
   for (size_t i = 0; i < sizeof table / sizeof table[0]; ++i) {
@@ -63,7 +65,8 @@ int main(int argc, char** argv) {
   if (check(terrarium_runtime_new(&runtime), "runtime")) return 1;
   if (check(terrarium_sandbox_new(runtime, NULL, &sandbox), "sandbox")) return 1;
   if (check(terrarium_sandbox_define(sandbox, "prices", prices, NULL, TERRARIUM_JSON), "define") ||
-      check(terrarium_sandbox_define(sandbox, "sign", sign, &signatures, TERRARIUM_BYTES), "define") ||
+      check(terrarium_sandbox_define(sandbox, "sign", sign, &signatures, TERRARIUM_BYTES),
+            "define") ||
       check(terrarium_sandbox_exec_file(sandbox, plugin), "exec_file"))
     return 1;
 
@@ -75,7 +78,8 @@ int main(int argc, char** argv) {
   printf("quote: %s (sign called %d time)\n", (const char*)out, signatures);
   terrarium_free(out);
 
-  terrarium_status status = terrarium_sandbox_call(sandbox, "fail", "null", 4, TERRARIUM_JSON, &out, &out_len);
+  terrarium_status status =
+      terrarium_sandbox_call(sandbox, "fail", "null", 4, TERRARIUM_JSON, &out, &out_len);
   printf("fail: %s: %s\n", terrarium_status_name(status), terrarium_last_error());
   terrarium_sandbox_free(sandbox);
   terrarium_runtime_free(runtime);

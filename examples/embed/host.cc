@@ -44,7 +44,8 @@ int main(int argc, char** argv) {
   });
 
   if (auto loaded = box.exec_file(plugin); !loaded) {
-    std::fprintf(stderr, "%s\n%s", loaded.error().to_string().c_str(), loaded.error().details().c_str());
+    std::fprintf(stderr, "%s\n%s", loaded.error().to_string().c_str(),
+                 loaded.error().details().c_str());
     return 1;
   }
   nlohmann::json order = {{"customer", "ada"}, {"items", {{"apple", 4}, {"tea", 1}}}};

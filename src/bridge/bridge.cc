@@ -7,15 +7,24 @@ namespace terrarium::bridge {
 
 const char* status_name(int32_t status) {
   switch (status) {
-    case kOk: return "ok";
-    case kHostFailed: return "host function failed";
-    case kNoSuchFunction: return "no such host function";
-    case kGuestFailed: return "guest error";
-    case kBadPointer: return "pointer or length outside guest memory";
-    case kBadArgument: return "bad argument";
-    case kNoResult: return "no result pending";
-    case kBufferTooSmall: return "buffer too small";
-    case kBadState: return "call outside an export call";
+    case kOk:
+      return "ok";
+    case kHostFailed:
+      return "host function failed";
+    case kNoSuchFunction:
+      return "no such host function";
+    case kGuestFailed:
+      return "guest error";
+    case kBadPointer:
+      return "pointer or length outside guest memory";
+    case kBadArgument:
+      return "bad argument";
+    case kNoResult:
+      return "no result pending";
+    case kBufferTooSmall:
+      return "buffer too small";
+    case kBadState:
+      return "call outside an export call";
   }
   return "unknown status";
 }

@@ -19,14 +19,14 @@ namespace terrarium::bridge {
 // Statuses of the imports (negative: the guest broke the ABI) and exports.
 enum Status : int32_t {
   kOk = 0,
-  kHostFailed = 1,      // the host function failed; the result is its message
-  kNoSuchFunction = 2,  // no host function by that name; the result says so
-  kGuestFailed = 3,     // (exports) the guest reported an error
-  kBadPointer = -1,     // a pointer/length outside the guest's memory
-  kBadArgument = -2,    // an unknown kind
-  kNoResult = -3,       // host_result with no result pending
-  kBufferTooSmall = -4, // host_result into a buffer shorter than the result
-  kBadState = -5,       // set_result outside terrarium_exec / terrarium_call
+  kHostFailed = 1,       // the host function failed; the result is its message
+  kNoSuchFunction = 2,   // no host function by that name; the result says so
+  kGuestFailed = 3,      // (exports) the guest reported an error
+  kBadPointer = -1,      // a pointer/length outside the guest's memory
+  kBadArgument = -2,     // an unknown kind
+  kNoResult = -3,        // host_result with no result pending
+  kBufferTooSmall = -4,  // host_result into a buffer shorter than the result
+  kBadState = -5,        // set_result outside terrarium_exec / terrarium_call
 };
 
 // What a payload is.
@@ -83,7 +83,7 @@ class Bridge {
   std::string pending_;  // the result of the last host_call, until host_result
   bool has_pending_ = false;
   bool in_host_function_ = false;
-  std::string result_;   // the result of the current export call
+  std::string result_;  // the result of the current export call
   uint32_t result_kind_ = kJson;
   bool has_result_ = false;
   bool accepting_result_ = false;

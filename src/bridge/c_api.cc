@@ -1,7 +1,5 @@
 // The C API (include/terrarium.h) over the C++ API. Every entry point catches
 // everything: no C++ exception crosses it.
-#include "terrarium.h"
-
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -9,6 +7,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "terrarium.h"
 #include "terrarium/plugin.h"
 #include "terrarium/runtime.h"
 #include "terrarium/sandbox.h"
@@ -39,14 +38,22 @@ thread_local std::string t_details;
 terrarium_status status_of(terrarium::ErrorKind kind) {
   using terrarium::ErrorKind;
   switch (kind) {
-    case ErrorKind::kConfig: return TERRARIUM_ERROR_CONFIG;
-    case ErrorKind::kTrap: return TERRARIUM_ERROR_TRAP;
-    case ErrorKind::kLimit: return TERRARIUM_ERROR_LIMIT;
-    case ErrorKind::kTimeout: return TERRARIUM_ERROR_TIMEOUT;
-    case ErrorKind::kGuestError: return TERRARIUM_ERROR_GUEST;
-    case ErrorKind::kHostError: return TERRARIUM_ERROR_HOST;
-    case ErrorKind::kNotFound: return TERRARIUM_ERROR_NOT_FOUND;
-    case ErrorKind::kInternal: return TERRARIUM_ERROR_INTERNAL;
+    case ErrorKind::kConfig:
+      return TERRARIUM_ERROR_CONFIG;
+    case ErrorKind::kTrap:
+      return TERRARIUM_ERROR_TRAP;
+    case ErrorKind::kLimit:
+      return TERRARIUM_ERROR_LIMIT;
+    case ErrorKind::kTimeout:
+      return TERRARIUM_ERROR_TIMEOUT;
+    case ErrorKind::kGuestError:
+      return TERRARIUM_ERROR_GUEST;
+    case ErrorKind::kHostError:
+      return TERRARIUM_ERROR_HOST;
+    case ErrorKind::kNotFound:
+      return TERRARIUM_ERROR_NOT_FOUND;
+    case ErrorKind::kInternal:
+      return TERRARIUM_ERROR_INTERNAL;
   }
   return TERRARIUM_ERROR_INTERNAL;
 }
@@ -102,16 +109,26 @@ const char* terrarium_last_error_details(void) { return t_details.c_str(); }
 
 const char* terrarium_status_name(terrarium_status status) {
   switch (status) {
-    case TERRARIUM_OK: return "ok";
-    case TERRARIUM_ERROR_CONFIG: return "config error";
-    case TERRARIUM_ERROR_TRAP: return "trap";
-    case TERRARIUM_ERROR_LIMIT: return "limit exceeded";
-    case TERRARIUM_ERROR_TIMEOUT: return "timeout";
-    case TERRARIUM_ERROR_GUEST: return "guest error";
-    case TERRARIUM_ERROR_HOST: return "host error";
-    case TERRARIUM_ERROR_NOT_FOUND: return "not found";
-    case TERRARIUM_ERROR_INTERNAL: return "internal error";
-    case TERRARIUM_ERROR_ARGUMENT: return "bad argument";
+    case TERRARIUM_OK:
+      return "ok";
+    case TERRARIUM_ERROR_CONFIG:
+      return "config error";
+    case TERRARIUM_ERROR_TRAP:
+      return "trap";
+    case TERRARIUM_ERROR_LIMIT:
+      return "limit exceeded";
+    case TERRARIUM_ERROR_TIMEOUT:
+      return "timeout";
+    case TERRARIUM_ERROR_GUEST:
+      return "guest error";
+    case TERRARIUM_ERROR_HOST:
+      return "host error";
+    case TERRARIUM_ERROR_NOT_FOUND:
+      return "not found";
+    case TERRARIUM_ERROR_INTERNAL:
+      return "internal error";
+    case TERRARIUM_ERROR_ARGUMENT:
+      return "bad argument";
   }
   return "unknown status";
 }
@@ -177,7 +194,8 @@ terrarium_status terrarium_sandbox_new(terrarium_runtime* runtime, const terrari
   return guard([&] {
     if (!runtime || !out) return null_argument("runtime or out");
     *out = nullptr;
-    auto sandbox = runtime->runtime->new_sandbox(config ? config->config : terrarium::SandboxConfig{});
+    auto sandbox =
+        runtime->runtime->new_sandbox(config ? config->config : terrarium::SandboxConfig{});
     if (!sandbox) return fail(sandbox.error());
     *out = new terrarium_sandbox{std::move(*sandbox)};
     return TERRARIUM_OK;
@@ -215,9 +233,8 @@ terrarium_status terrarium_sandbox_define(terrarium_sandbox* sandbox, const char
       int status = function(user_data, reinterpret_cast<const uint8_t*>(payload.data()),
                             payload.size(), &result);
       if (status != 0 || result.failed) {
-        throw std::runtime_error(result.error.empty()
-                                     ? "host function '" + function_name + "' failed"
-                                     : result.error);
+        throw std::runtime_error(
+            result.error.empty() ? "host function '" + function_name + "' failed" : result.error);
       }
       return std::move(result.data);
     };
@@ -281,7 +298,8 @@ terrarium_status terrarium_plugin_run(terrarium_plugin* plugin, const void* payl
                                       size_t payload_len, int64_t ident, uint8_t** out,
                                       size_t* out_len) {
   return guard([&] {
-    if (!plugin || !out || (!payload && payload_len)) return null_argument("plugin, payload or out");
+    if (!plugin || !out || (!payload && payload_len))
+      return null_argument("plugin, payload or out");
     *out = nullptr;
     if (out_len) *out_len = 0;
     auto result = plugin->plugin->run(

@@ -47,7 +47,8 @@ Result<std::unique_ptr<Plugin>> Plugin::load(const Runtime& runtime, const std::
                                              PluginOptions options) {
   std::filesystem::path path(directory);
   std::string name = std::filesystem::absolute(path).lexically_normal().filename().string();
-  if (name.empty()) name = std::filesystem::absolute(path).lexically_normal().parent_path().filename().string();
+  if (name.empty())
+    name = std::filesystem::absolute(path).lexically_normal().parent_path().filename().string();
   struct stat info {};
   if (stat(directory.c_str(), &info) != 0 || !S_ISDIR(info.st_mode)) {
     return Error(ErrorKind::kNotFound, "plugin '" + name + "': no directory '" + directory + "'");
@@ -106,8 +107,7 @@ Result<std::unique_ptr<Plugin>> Plugin::load(const Runtime& runtime, const std::
   auto loaded = box.exec(kBootstrap, "<se2 plugin loader>");
   if (!loaded) {
     const Error& error = loaded.error();
-    ErrorKind kind =
-        error.python_type() == "LookupError" ? ErrorKind::kNotFound : error.kind();
+    ErrorKind kind = error.python_type() == "LookupError" ? ErrorKind::kNotFound : error.kind();
     std::string message = error.message();
     const std::string prefix = "exec of '<se2 plugin loader>' raised ";
     if (message.rfind(prefix, 0) == 0) message = message.substr(prefix.size());

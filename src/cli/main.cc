@@ -2,10 +2,10 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -153,7 +153,8 @@ int plugin_run(const PluginOptions& options) {
   }
   if (!options.max_memory.empty()) {
     auto value = terrarium::cli::parse_size(options.max_memory);
-    if (!value) return fail("--max-memory '" + options.max_memory + "': " + value.error().message());
+    if (!value)
+      return fail("--max-memory '" + options.max_memory + "': " + value.error().message());
     plugin_options.config.limits.max_memory_bytes = *value;
   }
   if (!options.timeout.empty()) {
@@ -218,7 +219,8 @@ int main(int argc, char** argv) {
   run_command->add_option("--max-written", options.max_written,
                           "Limit on bytes written to writable mounts (default: none)");
   PluginOptions plugin_options;
-  CLI::App* plugin_command = app.add_subcommand("plugin", "SE2 plugins (a directory with plugin.py)");
+  CLI::App* plugin_command =
+      app.add_subcommand("plugin", "SE2 plugins (a directory with plugin.py)");
   plugin_command->require_subcommand(1);
   CLI::App* plugin_run_command = plugin_command->add_subcommand(
       "run",

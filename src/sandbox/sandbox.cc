@@ -13,8 +13,8 @@
 
 #include "bridge/bridge.h"
 #include "engine/guarded_call.h"
-#include "terrarium/runtime.h"
 #include "python_wasm.h"
+#include "terrarium/runtime.h"
 #include "wasi/image.h"
 #include "wasi/wasi.h"
 #include "wasi/wasi_imports.h"
@@ -84,11 +84,12 @@ struct Sandbox::Impl {
   bool spent = false;
   bool ran_main = false;
   bool python_ready = false;
-  uint32_t scratch = 0;           // guest pointer of the scratch buffer
+  uint32_t scratch = 0;  // guest pointer of the scratch buffer
   uint32_t scratch_capacity = 0;
 
   Result<void> usable() const {
-    if (spent) return Error(ErrorKind::kGuestError, "sandbox was already used up by a trap or exit");
+    if (spent)
+      return Error(ErrorKind::kGuestError, "sandbox was already used up by a trap or exit");
     if (bridge.in_host_function()) {
       return Error(ErrorKind::kHostError,
                    "re-entrant call: a host function called into its own sandbox");
@@ -189,7 +190,8 @@ struct Sandbox::Impl {
 
   Result<void> ensure_python() {
     if (python_ready) return {};
-    if (ran_main) return Error(ErrorKind::kGuestError, "run_main() finalized this sandbox's interpreter");
+    if (ran_main)
+      return Error(ErrorKind::kGuestError, "run_main() finalized this sandbox's interpreter");
     uint32_t status = 0;
     auto body = [this, &status] { status = Z_pythonZ_terrarium_initialize(&instance); };
     auto ran = run_export(body, 0);
@@ -214,7 +216,8 @@ struct Sandbox::Impl {
     auto payload_len = static_cast<uint32_t>(payload.size());
     uint32_t status = 0;
     auto body = [this, base, name_len, payload_len, kind, &status] {
-      status = Z_pythonZ_terrarium_call(&instance, base, name_len, base + name_len, payload_len, kind);
+      status =
+          Z_pythonZ_terrarium_call(&instance, base, name_len, base + name_len, payload_len, kind);
     };
     auto ran = run_export(body, owned ? base : 0);
     if (!ran) return ran.error();
@@ -376,21 +379,22 @@ Result<void> Sandbox::define_json(std::string name, JsonHostFunction function) {
     return Error(ErrorKind::kHostError, "define_json() inside a host function of the same sandbox");
   }
   if (!function) return Error(ErrorKind::kConfig, "define_json('" + name + "'): empty function");
-  impl_->bridge.define(
-      std::move(name),
-      {[function = std::move(function)](std::string_view payload) {
-         return function(nlohmann::json::parse(payload))
-             .dump(-1, ' ', false, nlohmann::json::error_handler_t::strict);
-       },
-       true});
+  impl_->bridge.define(std::move(name),
+                       {[function = std::move(function)](std::string_view payload) {
+                          return function(nlohmann::json::parse(payload))
+                              .dump(-1, ' ', false, nlohmann::json::error_handler_t::strict);
+                        },
+                        true});
   return {};
 }
 
 Result<void> Sandbox::define_json_text(std::string name, HostFunction function) {
   if (impl_->bridge.in_host_function()) {
-    return Error(ErrorKind::kHostError, "define_json_text() inside a host function of the same sandbox");
+    return Error(ErrorKind::kHostError,
+                 "define_json_text() inside a host function of the same sandbox");
   }
-  if (!function) return Error(ErrorKind::kConfig, "define_json_text('" + name + "'): empty function");
+  if (!function)
+    return Error(ErrorKind::kConfig, "define_json_text('" + name + "'): empty function");
   impl_->bridge.define(std::move(name),
                        {[function = std::move(function)](std::string_view payload) {
                           return function(std::string(payload));
@@ -416,14 +420,16 @@ Result<void> Sandbox::exec(std::string_view code, std::string_view filename) {
   auto ran = impl->run_export(body, owned ? base : 0);
   if (!ran) return ran.error();
   if (status != 0 || !impl->bridge.has_result() || impl->bridge.result_kind() != bridge::kJson) {
-    return impl->guest_error("exec of '" + std::string(filename) + "'", static_cast<int32_t>(status));
+    return impl->guest_error("exec of '" + std::string(filename) + "'",
+                             static_cast<int32_t>(status));
   }
   return {};
 }
 
 Result<void> Sandbox::exec_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return Error(ErrorKind::kNotFound, "cannot read '" + path + "': " + std::strerror(errno));
+  if (!in)
+    return Error(ErrorKind::kNotFound, "cannot read '" + path + "': " + std::strerror(errno));
   std::ostringstream contents;
   contents << in.rdbuf();
   return exec(contents.str(), path);
@@ -448,7 +454,8 @@ Result<nlohmann::json> Sandbox::call_json(std::string_view name, const nlohmann:
   try {
     text = value.dump(-1, ' ', false, nlohmann::json::error_handler_t::strict);
   } catch (const std::exception& e) {
-    return Error(ErrorKind::kConfig, std::string("call_json: cannot serialize the argument: ") + e.what());
+    return Error(ErrorKind::kConfig,
+                 std::string("call_json: cannot serialize the argument: ") + e.what());
   }
   auto result = call_json_text(name, text);
   if (!result) return result.error();

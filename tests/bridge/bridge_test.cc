@@ -28,11 +28,11 @@ std::unique_ptr<terrarium::Sandbox> new_sandbox() {
   return std::move(*sandbox);
 }
 
-#define ASSERT_OK(expr)                                                        \
-  do {                                                                         \
-    auto&& result_ = (expr);                                                   \
-    ASSERT_TRUE(result_.ok()) << #expr << ": " << result_.error().to_string() \
-                              << "\n" << result_.error().details();            \
+#define ASSERT_OK(expr)                                                               \
+  do {                                                                                \
+    auto&& result_ = (expr);                                                          \
+    ASSERT_TRUE(result_.ok()) << #expr << ": " << result_.error().to_string() << "\n" \
+                              << result_.error().details();                           \
   } while (0)
 
 constexpr const char* kEcho = R"PY(
@@ -51,9 +51,23 @@ TEST(Bridge, JsonRoundTripOfEveryValueKind) {
   auto sandbox = new_sandbox();
   ASSERT_OK(sandbox->exec(kEcho));
   std::vector<json> values = {
-      nullptr, true, false, 0, -1, 42, 9007199254740993LL, -9223372036854775807LL - 1,
-      18446744073709551615ULL, 3.5, -0.25, 1e300, "", "text", json::array(),
-      json::array({1, "two", nullptr, json::array({3.0})}), json::object(),
+      nullptr,
+      true,
+      false,
+      0,
+      -1,
+      42,
+      9007199254740993LL,
+      -9223372036854775807LL - 1,
+      18446744073709551615ULL,
+      3.5,
+      -0.25,
+      1e300,
+      "",
+      "text",
+      json::array(),
+      json::array({1, "two", nullptr, json::array({3.0})}),
+      json::object(),
       json::object({{"a", 1}, {"nested", json::object({{"b", json::array({true, false})}})}})};
   for (const json& value : values) {
     auto result = sandbox->call_json("echo", value);
@@ -109,7 +123,8 @@ def via_host(data):
 
 TEST(Bridge, PythonCallsHostFunctions) {
   auto sandbox = new_sandbox();
-  ASSERT_OK(sandbox->define_json("add", [](const json& args) { return args[0].get<int>() + args[1].get<int>(); }));
+  ASSERT_OK(sandbox->define_json(
+      "add", [](const json& args) { return args[0].get<int>() + args[1].get<int>(); }));
   ASSERT_OK(sandbox->define("upper", [](const std::string& text) {
     std::string out = text;
     for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
@@ -162,7 +177,8 @@ def helper(x):
 @terrarium.export
 def fails(x):
     return helper(x)
-)PY", "/app/handlers.py"));
+)PY",
+                          "/app/handlers.py"));
   auto result = sandbox->call_json("fails", 7);
   ASSERT_FALSE(result.ok());
   const auto& error = result.error();
@@ -298,8 +314,8 @@ def step(n):
   }
   long after_100k = rss_kib();
   EXPECT_EQ(*sandbox->call_json("step", 3), json({{"n", 6}, {"s", std::string(50, 'x')}}));
-  EXPECT_LT(after_100k - after_10k, 2048) << "RSS grew from " << after_10k << " KiB to "
-                                          << after_100k << " KiB";
+  EXPECT_LT(after_100k - after_10k, 2048)
+      << "RSS grew from " << after_10k << " KiB to " << after_100k << " KiB";
 }
 
 TEST(Bridge, OutputOfPrintReachesTheCallback) {
@@ -337,7 +353,8 @@ TEST(Se2Plugin, ExampleReversesLetterWords) {
 class Se2PluginErrors : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() / ("terrarium-plugin-" + std::to_string(getpid()));
+    dir_ =
+        std::filesystem::temp_directory_path() / ("terrarium-plugin-" + std::to_string(getpid()));
     std::filesystem::create_directories(dir_ / "badplugin");
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
@@ -349,7 +366,8 @@ class Se2PluginErrors : public ::testing::Test {
 };
 
 TEST_F(Se2PluginErrors, NeitherReturnNorError) {
-  auto plugin = terrarium::Plugin::load(*runtime(), write("def run_e(payload, ident):\n    pass\n"));
+  auto plugin =
+      terrarium::Plugin::load(*runtime(), write("def run_e(payload, ident):\n    pass\n"));
   ASSERT_OK(plugin);
   auto result = (*plugin)->run("x", 1);
   ASSERT_FALSE(result.ok());
@@ -364,13 +382,17 @@ TEST_F(Se2PluginErrors, Raises) {
   auto result = (*plugin)->run("x", 1);
   ASSERT_FALSE(result.ok());
   EXPECT_NE(result.error().message().find("plugin 'badplugin'"), std::string::npos);
-  EXPECT_NE(result.error().message().find("KeyError"), std::string::npos) << result.error().message();
-  EXPECT_NE(result.error().details().find("plugin.py"), std::string::npos) << result.error().details();
+  EXPECT_NE(result.error().message().find("KeyError"), std::string::npos)
+      << result.error().message();
+  EXPECT_NE(result.error().details().find("plugin.py"), std::string::npos)
+      << result.error().details();
 }
 
 TEST_F(Se2PluginErrors, ReturnsError) {
   auto plugin = terrarium::Plugin::load(
-      *runtime(), write("import sdk\ndef run_e(payload, ident):\n    sdk.return_error(3, 'bad input', ident)\n"));
+      *runtime(),
+      write(
+          "import sdk\ndef run_e(payload, ident):\n    sdk.return_error(3, 'bad input', ident)\n"));
   ASSERT_OK(plugin);
   auto result = (*plugin)->run("x", 1);
   ASSERT_FALSE(result.ok());
