@@ -21,6 +21,9 @@ tar -C "$source_dir/Lib" \
   -cf - . | tar -C "$out" -xf -
 cp "$wasm_build"/build/lib.wasi-wasm32-3.11/_sysconfigdata__wasi_wasm32-wasi.py "$out/"
 mkdir -p "$out/lib-dynload"
+# Terrarium's guest modules (terrarium SDK, SE2 `sdk`), beside the stdlib.
+cp -R "$(dirname "$0")/python/." "$out/"
+find "$out" -name __pycache__ -prune -exec rm -rf {} +
 env -i PATH=/usr/bin:/bin "$build_python" -E -m compileall -q -j2 \
   --invalidation-mode unchecked-hash -d /usr/local/lib/python3.11 "$out" >/dev/null \
   || { echo "[guest] error: compiling the stdlib to .pyc failed" >&2; exit 1; }

@@ -25,14 +25,27 @@ const char* error_kind_name(ErrorKind kind);
 class Error {
  public:
   Error(ErrorKind kind, std::string message) : kind_(kind), message_(std::move(message)) {}
+  Error(ErrorKind kind, std::string message, std::string details)
+      : kind_(kind), message_(std::move(message)), details_(std::move(details)) {}
   ErrorKind kind() const { return kind_; }
   const std::string& message() const { return message_; }
+  // More about the error, when there is more: for a Python exception
+  // (kGuestError), the formatted traceback; else empty.
+  const std::string& details() const { return details_; }
+  // For a Python exception: its type ("ValueError", "json.JSONDecodeError").
+  const std::string& python_type() const { return python_type_; }
+  Error& set_python_type(std::string type) {
+    python_type_ = std::move(type);
+    return *this;
+  }
   // "<kind>: <message>"
   std::string to_string() const;
 
  private:
   ErrorKind kind_;
   std::string message_;
+  std::string details_;
+  std::string python_type_;
 };
 
 template <typename T>

@@ -2,16 +2,18 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 
 #include "cli/options.h"
+#include "terrarium/plugin.h"
+#include "terrarium/runtime.h"
 #include "terrarium/sandbox.h"
 
 namespace {
@@ -131,6 +133,53 @@ int run(RunOptions& options) {
   return *status;
 }
 
+struct PluginOptions {
+  std::string directory;
+  std::string payload;
+  int64_t ident = 0;
+  std::vector<std::string> envs;
+  std::string max_memory, timeout;
+};
+
+// `terrarium plugin run DIR --payload TEXT`: an SE2 plugin's run_e, its
+// result on stdout.
+int plugin_run(const PluginOptions& options) {
+  terrarium::PluginOptions plugin_options;
+  for (const auto& entry : options.envs) {
+    if (entry.find('=') == std::string::npos || entry[0] == '=') {
+      return fail("--env '" + entry + "': expected KEY=VALUE");
+    }
+    plugin_options.config.env.push_back(entry);
+  }
+  if (!options.max_memory.empty()) {
+    auto value = terrarium::cli::parse_size(options.max_memory);
+    if (!value)
+      return fail("--max-memory '" + options.max_memory + "': " + value.error().message());
+    plugin_options.config.limits.max_memory_bytes = *value;
+  }
+  if (!options.timeout.empty()) {
+    auto value = terrarium::cli::parse_duration(options.timeout);
+    if (!value) return fail("--timeout '" + options.timeout + "': " + value.error().message());
+    plugin_options.config.limits.timeout = *value;
+  }
+  auto runtime = terrarium::Runtime::create();
+  if (!runtime) return fail(runtime.error().message(), 1);
+  auto plugin = terrarium::Plugin::load(**runtime, options.directory, std::move(plugin_options));
+  if (!plugin) {
+    if (!plugin.error().details().empty()) std::fputs(plugin.error().details().c_str(), stderr);
+    return fail(plugin.error().message(), 1);
+  }
+  auto result = (*plugin)->run(options.payload, options.ident);
+  std::fflush(stdout);
+  if (!result) {
+    if (!result.error().details().empty()) std::fputs(result.error().details().c_str(), stderr);
+    return fail(result.error().message(), 1);
+  }
+  std::fwrite(result->data(), 1, result->size(), stdout);
+  std::fputc('\n', stdout);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -169,6 +218,22 @@ int main(int argc, char** argv) {
                           "Limit on files the guest has open at once (default: 1024)");
   run_command->add_option("--max-written", options.max_written,
                           "Limit on bytes written to writable mounts (default: none)");
+  PluginOptions plugin_options;
+  CLI::App* plugin_command =
+      app.add_subcommand("plugin", "SE2 plugins (a directory with plugin.py)");
+  plugin_command->require_subcommand(1);
+  CLI::App* plugin_run_command = plugin_command->add_subcommand(
+      "run",
+      "Load DIR/plugin.py (DIR mounted read-only at /plugin) and call run_e(payload, ident).\n"
+      "Prints what it passed to sdk.return_result; errors go to stderr, exit status 1.");
+  plugin_run_command->add_option("dir", plugin_options.directory, "Plugin directory")->required();
+  plugin_run_command->add_option("--payload", plugin_options.payload, "The payload (text)");
+  plugin_run_command->add_option("--ident", plugin_options.ident, "The request ident (default 0)");
+  plugin_run_command->add_option("--env", plugin_options.envs, "Guest environment KEY=VALUE")
+      ->expected(1);
+  plugin_run_command->add_option("--max-memory", plugin_options.max_memory, "Linear-memory limit");
+  plugin_run_command->add_option("--timeout", plugin_options.timeout, "Wall-clock deadline");
+
   std::vector<std::string> script_placeholder;
   run_command->add_option("script", script_placeholder,
                           "Script to run, then its arguments (everything after the script,\n"
@@ -220,5 +285,6 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : kExitUsage;
   }
   if (run_command->parsed()) return run(options);
+  if (plugin_run_command->parsed()) return plugin_run(plugin_options);
   return 0;
 }

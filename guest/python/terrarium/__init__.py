@@ -1,0 +1,181 @@
+"""Terrarium's Python SDK: talk to the host that runs this sandbox.
+
+    import terrarium
+
+    @terrarium.export                 # the host calls it by name: "add"
+    def add(args):
+        return args["a"] + args["b"]
+
+    @terrarium.export("shout")        # or under another name
+    def _shout(text):
+        return terrarium.host.upper(text)   # calls the host function "upper"
+
+Values are JSON by default; ``bytes`` (and bytearray/memoryview) pass raw in
+both directions. An exported function receives one argument: the decoded
+payload (``bytes`` when the host sent raw bytes). ``host.NAME(...)`` sends its
+one argument, ``None`` with no argument, a list with several, a dict with
+keyword arguments. A failing or missing host function raises ``HostError``
+with the host's message. See docs/abi.md.
+"""
+
+import _terrarium
+from json import JSONDecoder as _JSONDecoder, JSONEncoder as _JSONEncoder
+from json.encoder import c_make_encoder as _c_make_encoder
+from json.encoder import encode_basestring_ascii as _encode_basestring_ascii
+from json.scanner import make_scanner as _make_scanner
+
+__all__ = ["export", "host", "call_host", "HostError", "exports"]
+
+HostError = _terrarium.HostError
+
+_KIND_JSON = _terrarium.KIND_JSON
+_KIND_BYTES = _terrarium.KIND_BYTES
+_KIND_ERROR = _terrarium.KIND_ERROR
+_KIND_NOT_FOUND = _terrarium.KIND_NOT_FOUND
+
+# JSON through the C accelerators directly (no per-call encoder set-up, no
+# whitespace regex): compact, ASCII-only text; NaN/Infinity refused.
+if _c_make_encoder is not None:
+    _c_encoder = _c_make_encoder(None, _JSONEncoder().default, _encode_basestring_ascii, None,
+                                 ":", ",", False, False, False)
+
+    def _encode(value):
+        return "".join(_c_encoder(value, 0))
+else:  # pragma: no cover - the guest always has _json
+    _encode = _JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+    _c_encoder = None
+_decode_slow = _JSONDecoder().decode
+_scan = _make_scanner(_JSONDecoder())
+
+
+def _decode(text):
+    try:
+        value, end = _scan(text, 0)
+        if end == len(text):
+            return value
+    except StopIteration:
+        pass
+    return _decode_slow(text)  # whitespace around the value, or a clear error
+_raw_host_call = _terrarium.host_call
+_binary = (bytes, bytearray, memoryview)
+
+# name -> callable, filled by @export
+exports = {}
+
+
+def export(name_or_function=None):
+    """Register a function the host can call: ``@export`` or ``@export("name")``."""
+    if callable(name_or_function):
+        exports[name_or_function.__name__] = name_or_function
+        return name_or_function
+    if name_or_function is not None and not isinstance(name_or_function, str):
+        raise TypeError("export name must be a str")
+
+    def register(function):
+        exports[name_or_function or function.__name__] = function
+        return function
+
+    return register
+
+
+def call_host(name, *args, **kwargs):
+    """Call the host function ``name`` (any string, e.g. "db.query")."""
+    if kwargs:
+        if args:
+            raise TypeError("pass either positional or keyword arguments to a host function")
+        value = kwargs
+    elif len(args) == 1:
+        value = args[0]
+    elif args:
+        value = list(args)
+    else:
+        value = None
+    if type(value) is bytes:
+        return _raw_host_call(name, value, _KIND_BYTES)
+    if isinstance(value, _binary):
+        return _raw_host_call(name, bytes(value), _KIND_BYTES)
+    result = _raw_host_call(name, _encode(value), _KIND_JSON)
+    return _decode(result) if type(result) is str else result
+
+
+class _Host:
+    """``host.NAME(...)`` calls the host function NAME."""
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+
+        def call(*args, **kwargs):
+            if not kwargs and len(args) == 1:
+                value = args[0]
+                if type(value) is bytes:
+                    return _raw_host_call(name, value, _KIND_BYTES)
+                if not isinstance(value, _binary):
+                    result = _raw_host_call(name, "".join(_c_encoder(value, 0)), _KIND_JSON)
+                    if type(result) is not str:
+                        return result
+                    try:
+                        value, end = _scan(result, 0)
+                        if end == len(result):
+                            return value
+                    except StopIteration:
+                        pass
+                    return _decode_slow(result)
+            return call_host(name, *args, **kwargs)
+
+        call.__name__ = call.__qualname__ = name
+        self.__dict__[name] = call
+        return call
+
+    def __repr__(self):
+        return "<terrarium host functions>"
+
+
+host = _Host()
+
+
+def _error(exception, skip_frames=1):
+    """The JSON error payload for an exception: type, message, traceback."""
+    import traceback
+
+    kind = type(exception)
+    module = kind.__module__
+    name = kind.__qualname__ if module in ("builtins", "__main__") else module + "." + kind.__qualname__
+    tb = exception.__traceback__
+    for _ in range(skip_frames):
+        if tb is not None:
+            tb = tb.tb_next
+    text = "".join(traceback.format_exception(kind, exception, tb))
+    try:
+        message = str(exception)
+    except BaseException:
+        message = "<unprintable %s>" % name
+    return _KIND_ERROR, _encode({"type": name, "message": message, "traceback": text})
+
+
+def _dispatch(name, data, kind):
+    """Called by the bridge for terrarium_call: returns (kind, data)."""
+    function = exports.get(name)
+    if function is None:
+        return _KIND_NOT_FOUND, "no exported function named %r (exports: %s)" % (
+            name, ", ".join(sorted(exports)) or "none")
+    try:
+        result = function(_decode(data) if kind == _KIND_JSON else data)
+        if type(result) is bytes:
+            return _KIND_BYTES, result
+        if isinstance(result, _binary):
+            return _KIND_BYTES, bytes(result)
+        return _KIND_JSON, _encode(result)
+    except BaseException as exception:
+        return _error(exception)
+
+
+def _exec(code, filename):
+    """Called by the bridge for terrarium_exec: runs code in __main__."""
+    import __main__
+
+    try:
+        exec(compile(code, filename, "exec"), __main__.__dict__)
+        return _KIND_JSON, "null"
+    except BaseException as exception:
+        return _error(exception)
