@@ -82,9 +82,16 @@ class Sandbox {
   // True when a trap, exit or limit has used the sandbox up.
   bool spent() const;
 
+  // Puts a sandbox made from a Snapshot back to the snapshot's state: memory,
+  // globals, WASI descriptors and counters, a reseeded `random`. Works after
+  // a trap or limit too (the sandbox is usable again). kConfig if the
+  // sandbox was not made from a snapshot.
+  Result<void> reset();
+
   struct Impl;
 
  private:
+  friend class Snapshot;
   explicit Sandbox(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

@@ -54,6 +54,25 @@ class Bridge {
   Bridge& operator=(const Bridge&) = delete;
 
   void define(std::string name, HostFunction function);
+
+  // All host functions, to give a sandbox cloned from a snapshot the same.
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view text) const { return std::hash<std::string_view>{}(text); }
+  };
+  using FunctionMap = std::unordered_map<std::string, HostFunction, Hash, std::equal_to<>>;
+  const FunctionMap& functions() const { return functions_; }
+  void set_functions(const FunctionMap& functions) { functions_ = functions; }
+  // Forgets any call in flight (a reset sandbox starts with none).
+  void reset_call_state() {
+    pending_.clear();
+    has_pending_ = false;
+    in_host_function_ = false;
+    result_.clear();
+    has_result_ = false;
+    accepting_result_ = false;
+    abi_violation_.clear();
+  }
   bool in_host_function() const { return in_host_function_; }
 
   // The imports. Never throw, never trap: a broken rule is a negative status.
@@ -73,13 +92,9 @@ class Bridge {
   const std::string& abi_violation() const { return abi_violation_; }
 
  private:
-  struct Hash {
-    using is_transparent = void;
-    size_t operator()(std::string_view text) const { return std::hash<std::string_view>{}(text); }
-  };
   int32_t violation(int32_t status, const char* import);
 
-  std::unordered_map<std::string, HostFunction, Hash, std::equal_to<>> functions_;
+  FunctionMap functions_;
   std::string pending_;  // the result of the last host_call, until host_result
   bool has_pending_ = false;
   bool in_host_function_ = false;

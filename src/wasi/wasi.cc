@@ -432,9 +432,12 @@ Wasi::Wasi(WasiConfig config) : fds_(std::make_unique<FdTable>()), config_(std::
     entry->preopen = mount.guest_path;
     fds_->insert(std::move(entry));
   }
+  initial_fds_ = fds_->open;
 }
 
 Wasi::~Wasi() = default;
+
+size_t Wasi::open_fds() const { return fds_->open; }
 
 namespace {
 

@@ -86,6 +86,11 @@ class Wasi {
   // an errno because of it (the glue turns this into a typed trap).
   const std::string& limit_exceeded() const { return limit_exceeded_; }
 
+  // Guest descriptors open now, and right after construction (stdio and
+  // preopens): a snapshot may only be taken when the two agree.
+  size_t open_fds() const;
+  size_t initial_fds() const { return initial_fds_; }
+
   using M = const GuestMemory&;
   uint16_t args_get(M, uint32_t argv, uint32_t argv_buf);
   uint16_t args_sizes_get(M, uint32_t argc_out, uint32_t argv_buf_size_out);
@@ -141,6 +146,7 @@ class Wasi {
   std::string limit_exceeded_;
   uint64_t output_bytes_ = 0;
   uint64_t written_bytes_ = 0;
+  size_t initial_fds_ = 0;
 };
 
 }  // namespace terrarium::wasi
