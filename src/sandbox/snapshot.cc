@@ -44,6 +44,13 @@ def _terrarium_random_imported(_):
 @_terrarium_sdk.export("__terrarium_reseed__")
 def _terrarium_reseed(_):
     _terrarium_sys.modules["random"].seed()
+
+# Everything alive now is shared by every clone: move it out of the garbage
+# collector's sight, so that a collection in a clone does not walk (and so
+# copy) the whole heap.
+import gc as _terrarium_gc
+_terrarium_gc.collect()
+_terrarium_gc.freeze()
 )PY";
 
 // The part of a config a snapshot fixes, as JSON (compared on load).
