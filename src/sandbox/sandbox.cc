@@ -79,7 +79,10 @@ struct Sandbox::Impl {
   // armed and where a trap marks the sandbox as spent.
   template <typename Body>
   engine::TrapOutcome enter_guest(Body& body) {
-    engine::TrapOutcome outcome = engine::guarded(body);
+    // The generated code addresses linear memory through %gs (see
+    // tools/split_wasm2c.py --rewrite gs): enter with this instance's base.
+    void* base = instantiated ? Z_pythonZ_memory(&instance)->data : nullptr;
+    engine::TrapOutcome outcome = engine::guarded(body, base);
     if (!outcome.ok()) spent = true;
     return outcome;
   }
@@ -156,6 +159,7 @@ Result<std::unique_ptr<Sandbox>> Sandbox::create(SandboxConfig config) {
     Z_python_instantiate(&raw->instance, &raw->wasi_import);
     raw->instantiated = true;
     raw->wasi_import.memory = Z_pythonZ_memory(&raw->instance);
+    engine::set_guest_memory_base(raw->wasi_import.memory->data);
   };
   engine::TrapOutcome outcome = impl->enter_guest(instantiate);
   if (!outcome.ok()) return trap_error(outcome);
