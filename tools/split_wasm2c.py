@@ -54,7 +54,11 @@ FUNC_TYPES = re.compile(r"^static u32 func_types\[(\d+)\];$")
 STATE_START = "static bool s_module_initialized = false;"
 
 
-REWRITES = ("nobarrier", "gs")
+REWRITES = ("nobarrier", "gs", "threaded")
+SWITCH_OPEN = re.compile(r"^( *)switch \((w2c_[a-z0-9]+)\) \{$")
+CASE_GOTO = re.compile(r"^ *case (\d+): goto (w2c_[A-Za-z0-9_]+);$")
+DEFAULT_GOTO = re.compile(r"^ *default: goto (w2c_[A-Za-z0-9_]+);$")
+MIN_THREADED_CASES = 64
 BARRIER = re.compile(r'^ *wasm_asm\(\"\" ::\"r\"\(result\)\); *\\$')
 ACCESSOR = re.compile(r"^DEFINE_(LOAD|STORE)\(([a-z0-9_]+), ([a-z0-9]+), ([a-z0-9]+)(?:, ([a-z0-9]+))?\)$")
 
@@ -142,6 +146,53 @@ def rewrite_prelude(prelude, rewrites, functions):
     return prelude, notes
 
 
+def thread_dispatch(text):
+    """Turns each large br_table `switch` of gotos into a computed goto.
+
+    wasm has no computed goto, so CPython's opcode dispatch arrives as one
+    `switch` (one shared indirect jump). As `goto *table[x]`, gcc's
+    duplicate-computed-gotos pass copies the jump into every handler that
+    ends by jumping to the dispatch: one indirect jump per opcode, each with
+    its own branch-predictor history, like native CPython's computed gotos.
+    Same semantics: an index past the cases takes the default label.
+    """
+    lines = text.split("\n")
+    out = []
+    count = 0
+    i = 0
+    while i < len(lines):
+        m = SWITCH_OPEN.match(lines[i])
+        if m:
+            targets = []
+            j = i + 1
+            while j < len(lines):
+                c = CASE_GOTO.match(lines[j])
+                if not c or int(c.group(1)) != len(targets):
+                    break
+                targets.append(c.group(2))
+                j += 1
+            d = DEFAULT_GOTO.match(lines[j]) if j < len(lines) else None
+            closing = lines[j + 1] if d and j + 1 < len(lines) else ""
+            if (len(targets) >= MIN_THREADED_CASES and d and
+                    closing.strip() == "}" and len(closing) - len(closing.lstrip()) == len(m.group(1))):
+                indent, var = m.group(1), m.group(2)
+                table = "w2c_dispatch%d" % count
+                out.append(indent + "{")
+                # One more entry, the default: the index is clamped (a
+                # cmov, no branch) so the jump stays alone in its block.
+                n = len(targets)
+                out.append(indent + "  static const void* const %s[%d] = {%s};"
+                           % (table, n + 1, ", ".join("&&" + t for t in targets + [d.group(1)])))
+                out.append(indent + "  goto *%s[%s < %du ? %s : %du];" % (table, var, n, var, n))
+                out.append(indent + "}")
+                count += 1
+                i = j + 2
+                continue
+        out.append(lines[i])
+        i += 1
+    return "\n".join(out), count
+
+
 def fail(message):
     sys.stderr.write("split_wasm2c: error: %s\n" % message)
     sys.exit(1)
@@ -218,6 +269,15 @@ def split(source, header_name, parts, rewrites=()):
         bucket.sort()  # keep the original order inside a part
 
     prelude, notes = rewrite_prelude(prelude, rewrites, functions)
+    if "threaded" in rewrites:
+        converted = 0
+        for index, (name, text) in enumerate(functions):
+            if "switch (" in text:
+                new_text, count = thread_dispatch(text)
+                if count:
+                    functions[index] = (name, new_text)
+                    converted += count
+        notes.append("threaded: %d dispatch switch(es) turned into computed gotos" % converted)
     return prelude, declarations, functions, buckets, main_items, notes
 
 
