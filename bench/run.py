@@ -109,7 +109,14 @@ def main():
     cpus = {w: {n: [] for n in names} for w in workloads}
     print("bench: %d workloads x %d runners x %d reps (interleaved)"
           % (len(workloads), len(runners), args.reps), flush=True)
+    startup = {n: [] for n in names}
     for rep in range(args.reps):
+        # Start-up cost of each runner (an empty script), outside the means.
+        for name, command in runners:
+            status, _, err, wall, _ = run_once(command(os.path.join(HERE, "startup.py")))
+            if status != 0:
+                sys.exit("bench: FAILED: startup on %s exited %d\n%s" % (name, status, err[-3000:]))
+            startup[name].append(wall)
         for wi, workload in enumerate(workloads):
             script = os.path.join(workload_dir, workload + ".py")
             shift = (rep + wi) % len(runners)
@@ -141,6 +148,7 @@ def main():
                     "loadavg_at_end": os.getloadavg()},
         "reps": args.reps,
         "runners": {name: " ".join(command("SCRIPT")) for name, command in runners},
+        "startup_median_wall_s": {n: round(statistics.median(v), 4) for n, v in startup.items()},
         "workloads": {},
         "geomean_ratio_wall": {},
         "geomean_ratio_cpu": {},
@@ -189,6 +197,8 @@ def main():
     lines.append("| **geometric mean** | 1 | " + " | ".join(
         "**%.2f×** (%.2f×)" % (results["geomean_ratio_wall"][n], results["geomean_ratio_cpu"][n])
         for n in names if n != "native") + " |")
+    lines.append("| *start-up (empty script, not in the mean)* | %.3f s | " % results["startup_median_wall_s"]["native"]
+                 + " | ".join("%.3f s" % results["startup_median_wall_s"][n] for n in names if n != "native") + " |")
     lines.append("")
     lines.append("Runners: " + "; ".join("`%s`: `%s`" % (n, c) for n, c in results["runners"].items()))
     lines.append("")
