@@ -110,6 +110,7 @@ def main():
     print("bench: %d workloads x %d runners x %d reps (interleaved)"
           % (len(workloads), len(runners), args.reps), flush=True)
     startup = {n: [] for n in names}
+    retries = {}
     for rep in range(args.reps):
         # Start-up cost of each runner (an empty script), outside the means.
         for name, command in runners:
@@ -122,6 +123,15 @@ def main():
             shift = (rep + wi) % len(runners)
             for name, command in runners[shift:] + runners[:shift]:
                 status, out, err, wall, cpu = run_once(command(script))
+                # Node itself occasionally dies of SIGSEGV (V8, not the guest);
+                # rerun it, and count it. Terrarium gets no second chance.
+                tries = 0
+                while name == "node-wasi" and status < 0 and tries < 2:
+                    tries += 1
+                    retries[name] = retries.get(name, 0) + 1
+                    sys.stderr.write("bench: warning: %s on %s died of signal %d; rerunning\n"
+                                     % (workload, name, -status))
+                    status, out, err, wall, cpu = run_once(command(script))
                 if status != 0:
                     sys.stderr.write("bench: FAILED: %s on %s exited %d\n%s\n"
                                      % (workload, name, status, err[-3000:]))
@@ -149,6 +159,7 @@ def main():
         "reps": args.reps,
         "runners": {name: " ".join(command("SCRIPT")) for name, command in runners},
         "startup_median_wall_s": {n: round(statistics.median(v), 4) for n, v in startup.items()},
+        "crash_retries": retries,
         "workloads": {},
         "geomean_ratio_wall": {},
         "geomean_ratio_cpu": {},
