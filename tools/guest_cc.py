@@ -73,7 +73,7 @@ def main():
     if "--" not in argv:
         sys.exit("usage: guest_cc.py [LAUNCHER...] -- COMPILER ARGS...")
     split = argv.index("--")
-    command = argv[:split] + argv[split + 1:]
+    command = [arg for arg in argv[:split] if arg] + argv[split + 1:]
     try:
         source_index = command.index("-c") + 1
         source = command[source_index]
