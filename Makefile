@@ -1,6 +1,7 @@
 # Entry points for people and CI. The build itself is CMake (+ Ninja).
 #   make demo   install what is needed, build, run examples/demo.py in the sandbox
 #   make test   build and run every test (ctest)
+#   make bench  benchmark suite (bench/run.py), results in bench/results/
 BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
@@ -34,6 +35,12 @@ demo: build
 
 test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+# Benchmarks: native python3.11 vs terrarium run vs python.wasm under Node's
+# WASI, interleaved; results in bench/results/latest.{md,json}.
+BENCH_FLAGS ?=
+bench: build
+	python3 bench/run.py --build $(BUILD) $(BENCH_FLAGS)
 
 clean:
 	rm -rf $(BUILD)

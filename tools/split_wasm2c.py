@@ -20,7 +20,27 @@ up in exactly one output file, in its original order.
 `#pragma GCC visibility push(hidden)` keeps the now-external w2c_ functions
 out of the dynamic symbol table of libterrarium.
 
-Usage: split_wasm2c.py INPUT.c HEADER.h OUTDIR PARTS
+Optional rewrites of the prelude (--rewrite LIST, or the environment variable
+TERRARIUM_W2C_REWRITE; "none" or empty for none), each mechanical and checked:
+
+  * nobarrier: drop the empty `asm("" ::"r"(result))` after every load in
+    DEFINE_LOAD; it pins each loaded value in a register and blocks
+    scheduling and folding of loads for no benefit on x86-64.
+  * gs: address linear memory through the x86-64 %gs segment. The GS base is
+    the memory base (the runtime sets it on entry to the guest: see
+    src/engine/traps.cc), so a load is `*(T __seg_gs*)addr` with a may_alias,
+    aligned(1) T: no memory base to load or keep in a register, and no store
+    can alias the instance's globals. Every load/store helper exists twice,
+    NAME_gs and NAME_plain (the original mem->data path); NAME(mem, addr)
+    picks one through TERRARIUM_MEM. A unit compiled with
+    -DTERRARIUM_NO_SEG_GS, or a function bracketed by the
+    lines `#undef TERRARIUM_MEM` / `#define TERRARIUM_MEM(name) name##_plain`
+    ... back to TERRARIUM_MEM_DEFAULT (tools/guest_cc.py does both when gcc
+    crashes on the segment code), uses the plain path. Bulk operations
+    (memory.fill/copy/init) and host code keep using mem->data. Applied only
+    when the module's functions touch exactly one memory.
+
+Usage: split_wasm2c.py [--rewrite nobarrier,gs] INPUT.c HEADER.h OUTDIR PARTS
 Writes OUTDIR/<stem>_shared.h and OUTDIR/<stem>_0.c .. <stem>_PARTS.c.
 """
 import os
@@ -34,12 +54,151 @@ FUNC_TYPES = re.compile(r"^static u32 func_types\[(\d+)\];$")
 STATE_START = "static bool s_module_initialized = false;"
 
 
+REWRITES = ("nobarrier", "gs", "threaded")
+SWITCH_OPEN = re.compile(r"^( *)switch \((w2c_[a-z0-9]+)\) \{$")
+CASE_GOTO = re.compile(r"^ *case (\d+): goto (w2c_[A-Za-z0-9_]+);$")
+DEFAULT_GOTO = re.compile(r"^ *default: goto (w2c_[A-Za-z0-9_]+);$")
+MIN_THREADED_CASES = 64
+BARRIER = re.compile(r'^ *wasm_asm\(\"\" ::\"r\"\(result\)\); *\\$')
+ACCESSOR = re.compile(r"^DEFINE_(LOAD|STORE)\(([a-z0-9_]+), ([a-z0-9]+), ([a-z0-9]+)(?:, ([a-z0-9]+))?\)$")
+
+
+GS_PRELUDE = r"""
+/* terrarium (tools/split_wasm2c.py --rewrite gs): linear memory through the
+   x86-64 %gs segment; GS base == memory base, set by the runtime on entry. */
+#if defined(__SEG_GS) && defined(__x86_64__) && !WABT_BIG_ENDIAN && \
+    !defined(TERRARIUM_NO_SEG_GS)
+#define TERRARIUM_MEM_DEFAULT(name) name##_gs
+#else
+#define TERRARIUM_MEM_DEFAULT(name) name##_plain
+#endif
+#define TERRARIUM_MEM(name) TERRARIUM_MEM_DEFAULT(name)
+#if defined(__SEG_GS) && defined(__x86_64__) && !WABT_BIG_ENDIAN
+typedef u8 __attribute__((may_alias, aligned(1))) terrarium_u_u8;
+typedef s8 __attribute__((may_alias, aligned(1))) terrarium_u_s8;
+typedef u16 __attribute__((may_alias, aligned(1))) terrarium_u_u16;
+typedef s16 __attribute__((may_alias, aligned(1))) terrarium_u_s16;
+typedef u32 __attribute__((may_alias, aligned(1))) terrarium_u_u32;
+typedef s32 __attribute__((may_alias, aligned(1))) terrarium_u_s32;
+typedef u64 __attribute__((may_alias, aligned(1))) terrarium_u_u64;
+typedef s64 __attribute__((may_alias, aligned(1))) terrarium_u_s64;
+typedef f32 __attribute__((may_alias, aligned(1))) terrarium_u_f32;
+typedef f64 __attribute__((may_alias, aligned(1))) terrarium_u_f64;
+#define DEFINE_LOAD_GS(name, t1, t2, t3)                                     \
+  static inline t3 name(wasm_rt_memory_t* mem, u64 addr) {                 \
+    MEMCHECK(mem, addr, t1);                                               \
+    t1 result = *(const terrarium_u_##t1 __seg_gs*)(uintptr_t)addr;       \
+    return (t3)(t2)result;                                                 \
+  }
+#define DEFINE_STORE_GS(name, t1, t2)                                        \
+  static inline void name(wasm_rt_memory_t* mem, u64 addr, t2 value) {     \
+    MEMCHECK(mem, addr, t1);                                               \
+    *(terrarium_u_##t1 __seg_gs*)(uintptr_t)addr = (t1)value;             \
+  }
+#else
+#define DEFINE_LOAD_GS(name, t1, t2, t3)
+#define DEFINE_STORE_GS(name, t1, t2)
+#endif
+"""
+
+
+def rewrite_prelude(prelude, rewrites, functions):
+    """Applies the prelude rewrites; returns (prelude, notes)."""
+    notes = []
+    if "nobarrier" in rewrites:
+        kept = [line for line in prelude if not BARRIER.match(line)]
+        removed = len(prelude) - len(kept)
+        if removed == 0:
+            fail("nobarrier: no load barrier found in the prelude")
+        prelude = kept
+        notes.append("nobarrier: %d barrier(s) removed" % removed)
+    if "gs" in rewrites:
+        accessors = [ACCESSOR.match(line) for line in prelude]
+        names = [m.group(2) for m in accessors if m]
+        if len(names) < 20:
+            fail("gs: expected the DEFINE_LOAD/DEFINE_STORE accessor list, found %d" % len(names))
+        memories = set()
+        use = re.compile(r"\b(?:%s)\(&instance->(w2c_[A-Za-z0-9_]+)," % "|".join(names))
+        for _, text in functions:
+            memories.update(use.findall(text))
+        if len(memories) > 1:
+            notes.append("gs: not applied, functions use %d memories (%s)"
+                         % (len(memories), ", ".join(sorted(memories))))
+            return prelude, notes
+        first = next(i for i, m in enumerate(accessors) if m)
+        out = prelude[:first] + GS_PRELUDE.strip("\n").split("\n")
+        selectors = []
+        for line, m in zip(prelude[first:], accessors[first:]):
+            if not m:
+                out.append(line)
+                continue
+            kind, name = m.group(1), m.group(2)
+            types = ", ".join(t for t in m.groups()[2:] if t)
+            out.append("DEFINE_%s(%s_plain, %s)" % (kind, name, types))
+            out.append("DEFINE_%s_GS(%s_gs, %s)" % (kind, name, types))
+            if kind == "LOAD":
+                selectors.append("#define %s(mem, addr) TERRARIUM_MEM(%s)(mem, addr)" % (name, name))
+            else:
+                selectors.append("#define %s(mem, addr, value) TERRARIUM_MEM(%s)(mem, addr, value)"
+                                 % (name, name))
+        prelude = out + selectors
+        notes.append("gs: %d accessors routed through %%gs" % len(names))
+    return prelude, notes
+
+
+def thread_dispatch(text):
+    """Turns each large br_table `switch` of gotos into a computed goto.
+
+    wasm has no computed goto, so CPython's opcode dispatch arrives as one
+    `switch` (one shared indirect jump). As `goto *table[x]`, gcc's
+    duplicate-computed-gotos pass copies the jump into every handler that
+    ends by jumping to the dispatch: one indirect jump per opcode, each with
+    its own branch-predictor history, like native CPython's computed gotos.
+    Same semantics: an index past the cases takes the default label.
+    """
+    lines = text.split("\n")
+    out = []
+    count = 0
+    i = 0
+    while i < len(lines):
+        m = SWITCH_OPEN.match(lines[i])
+        if m:
+            targets = []
+            j = i + 1
+            while j < len(lines):
+                c = CASE_GOTO.match(lines[j])
+                if not c or int(c.group(1)) != len(targets):
+                    break
+                targets.append(c.group(2))
+                j += 1
+            d = DEFAULT_GOTO.match(lines[j]) if j < len(lines) else None
+            closing = lines[j + 1] if d and j + 1 < len(lines) else ""
+            if (len(targets) >= MIN_THREADED_CASES and d and
+                    closing.strip() == "}" and len(closing) - len(closing.lstrip()) == len(m.group(1))):
+                indent, var = m.group(1), m.group(2)
+                table = "w2c_dispatch%d" % count
+                out.append(indent + "{")
+                # One more entry, the default: the index is clamped (a
+                # cmov, no branch) so the jump stays alone in its block.
+                n = len(targets)
+                out.append(indent + "  static const void* const %s[%d] = {%s};"
+                           % (table, n + 1, ", ".join("&&" + t for t in targets + [d.group(1)])))
+                out.append(indent + "  goto *%s[%s < %du ? %s : %du];" % (table, var, n, var, n))
+                out.append(indent + "}")
+                count += 1
+                i = j + 2
+                continue
+        out.append(lines[i])
+        i += 1
+    return "\n".join(out), count
+
+
 def fail(message):
     sys.stderr.write("split_wasm2c: error: %s\n" % message)
     sys.exit(1)
 
 
-def split(source, header_name, parts):
+def split(source, header_name, parts, rewrites=()):
     lines = source.split("\n")
     try:
         state_index = lines.index(STATE_START)
@@ -109,19 +268,48 @@ def split(source, header_name, parts):
     for bucket in buckets:
         bucket.sort()  # keep the original order inside a part
 
-    return prelude, declarations, functions, buckets, main_items
+    prelude, notes = rewrite_prelude(prelude, rewrites, functions)
+    if "threaded" in rewrites:
+        converted = 0
+        for index, (name, text) in enumerate(functions):
+            if "switch (" in text:
+                new_text, count = thread_dispatch(text)
+                if count:
+                    functions[index] = (name, new_text)
+                    converted += count
+        notes.append("threaded: %d dispatch switch(es) turned into computed gotos" % converted)
+    return prelude, declarations, functions, buckets, main_items, notes
+
+
+def parse_rewrites(text):
+    items = [item.strip() for item in text.replace(";", ",").split(",")]
+    items = [item for item in items if item and item != "none"]
+    unknown = [item for item in items if item not in REWRITES]
+    if unknown:
+        fail("unknown rewrite(s) %s (known: %s)" % (", ".join(unknown), ", ".join(REWRITES)))
+    return tuple(items)
 
 
 def main():
-    if len(sys.argv) != 5:
-        fail("usage: split_wasm2c.py INPUT.c HEADER.h OUTDIR PARTS")
-    input_path, header_path, outdir, parts = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    argv = sys.argv[1:]
+    rewrites = parse_rewrites(os.environ.get("TERRARIUM_W2C_REWRITE", ""))
+    if argv and argv[0].startswith("--rewrite"):
+        if "=" in argv[0]:
+            rewrites = parse_rewrites(argv[0].split("=", 1)[1])
+            argv = argv[1:]
+        elif len(argv) > 1:
+            rewrites = parse_rewrites(argv[1])
+            argv = argv[2:]
+    if len(argv) != 4:
+        fail("usage: split_wasm2c.py [--rewrite nobarrier,gs] INPUT.c HEADER.h OUTDIR PARTS")
+    input_path, header_path, outdir, parts = argv[0], argv[1], argv[2], int(argv[3])
     if parts < 1:
         fail("PARTS must be at least 1")
     with open(input_path) as f:
         source = f.read()
     header_name = os.path.basename(header_path)
-    prelude, declarations, functions, buckets, main_items = split(source, header_name, parts)
+    prelude, declarations, functions, buckets, main_items, notes = split(
+        source, header_name, parts, rewrites)
 
     stem = os.path.splitext(os.path.basename(input_path))[0]
     shared_name = "%s_shared.h" % stem
@@ -151,8 +339,9 @@ def main():
         write("%s_%d.c" % (stem, index), include + body + "\n")
 
     total = sum(len(text) for _, text in functions)
-    sys.stderr.write("[engine] split %s: %d functions, %.1f MB into %d parts\n"
-                     % (os.path.basename(input_path), len(functions), total / 1e6, parts))
+    sys.stderr.write("[engine] split %s: %d functions, %.1f MB into %d parts; rewrites: %s\n"
+                     % (os.path.basename(input_path), len(functions), total / 1e6, parts,
+                        "; ".join(notes) or "none"))
 
 
 if __name__ == "__main__":

@@ -20,12 +20,33 @@ struct TrapOutcome {
 // aborts all come back here as a TrapOutcome; the process is never brought
 // down by the guest. `body` must not create C++ objects with destructors that
 // a trap could skip (keep it to calls into generated code).
-TrapOutcome guarded_call(void (*body)(void* context), void* context);
+//
+// `memory_base` is the base of the linear memory of the instance being
+// entered (wasm_rt_memory_t::data), or nullptr if the body runs no code that
+// touches memory. Generated code rewritten with `split_wasm2c.py --rewrite gs`
+// addresses memory through the x86-64 %gs segment, so the GS base of this
+// thread is set to `memory_base` for the duration of the call and restored
+// afterwards (also on a trap), which keeps nested calls into other instances
+// right. Host code keeps using mem->data.
+TrapOutcome guarded_call(void (*body)(void* context), void* context,
+                         void* memory_base = nullptr);
 
 template <typename Function>
-TrapOutcome guarded(Function& function) {
-  return guarded_call([](void* f) { (*static_cast<Function*>(f))(); }, &function);
+TrapOutcome guarded(Function& function, void* memory_base = nullptr) {
+  return guarded_call([](void* f) { (*static_cast<Function*>(f))(); }, &function, memory_base);
 }
+
+// Switches this thread's guest memory base (the GS base) inside a guarded
+// call, e.g. right after instantiation allocated the memory. guarded_call
+// restores the previous base when it returns.
+void set_guest_memory_base(void* memory_base);
+
+// The GS base this thread runs generated code with (for tests).
+void* guest_memory_base();
+
+// True if GS is switched with the wrgsbase instruction (FSGSBASE enabled by
+// the kernel: AT_HWCAP2 bit 1); false if it takes arch_prctl(ARCH_SET_GS).
+bool fast_segment_switch();
 
 // Prepares the calling thread to run guests (alternate signal stack, stack
 // bounds). guarded_call does it on first use; exposed for tests.

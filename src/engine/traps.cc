@@ -1,9 +1,12 @@
 // Trap delivery: thread-local unwind targets, the fault handler that turns
 // guard-page hits into traps, and the host-call bracket used for deadlines.
+#include <asm/prctl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -38,6 +41,7 @@ struct ThreadState {
   uintptr_t stack_guard_low = 0;       // bottom of the region we treat as "overflow"
   void* alternate_stack = nullptr;
   size_t alternate_stack_size = 0;
+  uintptr_t gs_base = 0;               // this thread's GS base (guest memory base)
   bool prepared = false;
 };
 
@@ -56,6 +60,50 @@ struct ThreadCleanup {
   }
 };
 thread_local ThreadCleanup t_cleanup;
+
+// --- The GS segment base: the guest memory base of generated code rewritten
+// with `split_wasm2c.py --rewrite gs`. Linux keeps it per thread (saved and
+// restored on context switches); glibc uses FS for TLS, never GS.
+#ifndef HWCAP2_FSGSBASE
+#define HWCAP2_FSGSBASE (1 << 1)
+#endif
+
+bool detect_fsgsbase() {
+#if defined(__x86_64__)
+  return (getauxval(AT_HWCAP2) & HWCAP2_FSGSBASE) != 0;
+#else
+  return false;
+#endif
+}
+const bool g_fsgsbase = detect_fsgsbase();
+
+uintptr_t read_gs_base() {
+#if defined(__x86_64__)
+  uintptr_t base = 0;
+  if (g_fsgsbase) {
+    asm volatile("rdgsbase %0" : "=r"(base));
+  } else {
+    syscall(SYS_arch_prctl, ARCH_GET_GS, &base);
+  }
+  return base;
+#else
+  return 0;
+#endif
+}
+
+void write_gs_base(uintptr_t base) {
+  ThreadState& state = t_state;
+  if (state.gs_base == base) return;
+#if defined(__x86_64__)
+  if (g_fsgsbase) {
+    asm volatile("wrgsbase %0" ::"r"(base) : "memory");
+  } else if (syscall(SYS_arch_prctl, ARCH_SET_GS, base) != 0) {
+    std::fprintf(stderr, "terrarium: internal error: arch_prctl(ARCH_SET_GS) failed\n");
+    std::abort();
+  }
+#endif
+  state.gs_base = base;
+}
 
 struct sigaction g_previous_segv, g_previous_bus, g_previous_fpe;
 std::once_flag g_handlers_once;
@@ -159,6 +207,7 @@ void prepare_thread() {
     uintptr_t margin = (1u << 20) + guard;
     state.stack_guard_low = state.stack_low > margin ? state.stack_low - margin : 0;
   }
+  state.gs_base = read_gs_base();
   state.prepared = true;
 }
 
@@ -174,21 +223,37 @@ bool native_stack_low(size_t bytes) {
   return low != 0 && (here < low || here - low < bytes);
 }
 
-TrapOutcome guarded_call(void (*body)(void*), void* context) {
+void set_guest_memory_base(void* memory_base) {
+  write_gs_base(reinterpret_cast<uintptr_t>(memory_base));
+}
+
+void* guest_memory_base() {
+  prepare_thread();
+  return reinterpret_cast<void*>(t_state.gs_base);
+}
+
+bool fast_segment_switch() { return g_fsgsbase; }
+
+TrapOutcome guarded_call(void (*body)(void*), void* context, void* memory_base) {
   prepare_thread();
   ThreadState& state = t_state;
   TrapTarget target;
   target.previous = state.target;
   int saved_host_depth = state.host_depth;
+  // volatile: read again after siglongjmp.
+  volatile uintptr_t saved_gs_base = state.gs_base;
   TrapOutcome outcome;
   if (sigsetjmp(target.jump, 1) == 0) {
     state.target = &target;
     state.host_depth = 0;
+    if (memory_base) write_gs_base(reinterpret_cast<uintptr_t>(memory_base));
     body(context);
+    write_gs_base(saved_gs_base);
     state.target = target.previous;
     state.host_depth = saved_host_depth;
     return outcome;
   }
+  write_gs_base(saved_gs_base);
   state.target = target.previous;
   state.host_depth = saved_host_depth;
   state.pending.store(0, std::memory_order_relaxed);

@@ -145,6 +145,7 @@ Result<std::unique_ptr<Sandbox>> Sandbox::create(SandboxConfig config) {
     raw->instantiated = true;
     raw->wasi_import.memory = Z_pythonZ_memory(&raw->instance);
     raw->terrarium_import.memory = Z_pythonZ_memory(&raw->instance);
+    engine::set_guest_memory_base(raw->wasi_import.memory->data);
   };
   engine::TrapOutcome outcome = impl->enter_guest(instantiate);
   if (!outcome.ok()) return impl->trap_error(outcome);

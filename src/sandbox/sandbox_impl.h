@@ -196,7 +196,10 @@ struct Sandbox::Impl {
     engine::TrapOutcome outcome;
     {
       engine::DeadlineScope deadline(config.limits.timeout, config.limits.cpu_timeout);
-      outcome = engine::guarded(body);
+      // The generated code addresses linear memory through %gs (see
+      // tools/split_wasm2c.py --rewrite gs): enter with this instance's base.
+      void* base = instantiated ? instance.w2c_memory.data : nullptr;
+      outcome = engine::guarded(body, base);
     }
     if (!outcome.ok()) spent = true;
     return outcome;

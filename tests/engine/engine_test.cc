@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <thread>
 #include <vector>
 
@@ -46,29 +47,31 @@ class Instance {
   }
   ~Instance() { Z_traps_free(&instance_); }
   Z_traps_instance_t* get() { return &instance_; }
+  void* base() { return Z_trapsZ_memory(&instance_)->data; }
 
  private:
   Z_test_instance_t imports_{};
   Z_traps_instance_t instance_{};
 };
 
+// Enters `instance` (its memory base becomes this thread's GS base).
 template <typename F>
-TrapOutcome run(F&& f) {
+TrapOutcome run(Instance& instance, F&& f) {
   auto body = [&] { f(); };
-  return guarded(body);
+  return guarded(body, instance.base());
 }
 
 TEST(Engine, CallsAndReturns) {
   Instance instance;
   u32 result = 0;
-  EXPECT_TRUE(run([&] { result = Z_trapsZ_add(instance.get(), 2, 40); }).ok());
+  EXPECT_TRUE(run(instance, [&] { result = Z_trapsZ_add(instance.get(), 2, 40); }).ok());
   EXPECT_EQ(result, 42u);
 }
 
 TEST(Engine, MemoryGrowsToItsMaximumAndNoFurther) {
   Instance instance;
   u32 size = 0, grown = 0, refused = 0;
-  ASSERT_TRUE(run([&] {
+  ASSERT_TRUE(run(instance, [&] {
                 grown = Z_trapsZ_grow(instance.get(), 3);
                 refused = Z_trapsZ_grow(instance.get(), 1);
                 size = Z_trapsZ_size(instance.get());
@@ -78,12 +81,12 @@ TEST(Engine, MemoryGrowsToItsMaximumAndNoFurther) {
   EXPECT_EQ(size, 4u);
   // The last word of the grown memory is usable, the next byte is not.
   u32 value = 0;
-  ASSERT_TRUE(run([&] {
+  ASSERT_TRUE(run(instance, [&] {
                 Z_trapsZ_store(instance.get(), 4 * 65536 - 4, 0xdeadbeef);
                 value = Z_trapsZ_load(instance.get(), 4 * 65536 - 4);
               }).ok());
   EXPECT_EQ(value, 0xdeadbeefu);
-  EXPECT_EQ(run([&] { Z_trapsZ_load(instance.get(), 4 * 65536 - 2); }).kind,
+  EXPECT_EQ(run(instance, [&] { Z_trapsZ_load(instance.get(), 4 * 65536 - 2); }).kind,
             TrapKind::kOutOfBounds);
 }
 
@@ -91,7 +94,7 @@ TEST(Engine, GrowLimitLoweredByHost) {
   Instance instance;
   Z_trapsZ_memory(instance.get())->max_pages = 2;
   u32 first = 0, second = 0;
-  ASSERT_TRUE(run([&] {
+  ASSERT_TRUE(run(instance, [&] {
                 first = Z_trapsZ_grow(instance.get(), 1);
                 second = Z_trapsZ_grow(instance.get(), 1);
               }).ok());
@@ -101,51 +104,51 @@ TEST(Engine, GrowLimitLoweredByHost) {
 
 TEST(Engine, OutOfBoundsLoadsTrap) {
   Instance instance;
-  EXPECT_EQ(run([&] { Z_trapsZ_load(instance.get(), 65536); }).kind, TrapKind::kOutOfBounds);
-  EXPECT_EQ(run([&] { Z_trapsZ_load(instance.get(), 0xfffffffc); }).kind, TrapKind::kOutOfBounds);
+  EXPECT_EQ(run(instance, [&] { Z_trapsZ_load(instance.get(), 65536); }).kind, TrapKind::kOutOfBounds);
+  EXPECT_EQ(run(instance, [&] { Z_trapsZ_load(instance.get(), 0xfffffffc); }).kind, TrapKind::kOutOfBounds);
   // Largest address + largest offset still lands in the reservation.
-  EXPECT_EQ(run([&] { Z_trapsZ_load_offset(instance.get(), 0xffffffff); }).kind,
+  EXPECT_EQ(run(instance, [&] { Z_trapsZ_load_offset(instance.get(), 0xffffffff); }).kind,
             TrapKind::kOutOfBounds);
   // The instance is still usable after a trap.
   u32 result = 0;
-  EXPECT_TRUE(run([&] { result = Z_trapsZ_add(instance.get(), 1, 1); }).ok());
+  EXPECT_TRUE(run(instance, [&] { result = Z_trapsZ_add(instance.get(), 1, 1); }).ok());
   EXPECT_EQ(result, 2u);
 }
 
 TEST(Engine, EachTrapKind) {
   Instance instance;
-  EXPECT_EQ(run([&] { Z_trapsZ_unreachable(instance.get()); }).kind, TrapKind::kUnreachable);
-  EXPECT_EQ(run([&] { Z_trapsZ_div(instance.get(), 1, 0); }).kind, TrapKind::kDivideByZero);
-  EXPECT_EQ(run([&] { Z_trapsZ_div(instance.get(), 0x80000000u, static_cast<u32>(-1)); }).kind,
+  EXPECT_EQ(run(instance, [&] { Z_trapsZ_unreachable(instance.get()); }).kind, TrapKind::kUnreachable);
+  EXPECT_EQ(run(instance, [&] { Z_trapsZ_div(instance.get(), 1, 0); }).kind, TrapKind::kDivideByZero);
+  EXPECT_EQ(run(instance, [&] { Z_trapsZ_div(instance.get(), 0x80000000u, static_cast<u32>(-1)); }).kind,
             TrapKind::kIntegerOverflow);
-  EXPECT_EQ(run([&] { Z_trapsZ_trunc(instance.get(), std::nanf("")); }).kind,
+  EXPECT_EQ(run(instance, [&] { Z_trapsZ_trunc(instance.get(), std::nanf("")); }).kind,
             TrapKind::kInvalidConversion);
-  EXPECT_EQ(run([&] { Z_trapsZ_trunc(instance.get(), 1e20f); }).kind, TrapKind::kIntegerOverflow);
+  EXPECT_EQ(run(instance, [&] { Z_trapsZ_trunc(instance.get(), 1e20f); }).kind, TrapKind::kIntegerOverflow);
   u32 sum = 0;
-  EXPECT_TRUE(run([&] { sum = Z_trapsZ_call_binary(instance.get(), 0); }).ok());
+  EXPECT_TRUE(run(instance, [&] { sum = Z_trapsZ_call_binary(instance.get(), 0); }).ok());
   EXPECT_EQ(sum, 42u);
-  EXPECT_EQ(run([&] { Z_trapsZ_call_binary(instance.get(), 1); }).kind,
+  EXPECT_EQ(run(instance, [&] { Z_trapsZ_call_binary(instance.get(), 1); }).kind,
             TrapKind::kIndirectCallMismatch);  // wrong type
-  EXPECT_EQ(run([&] { Z_trapsZ_call_binary(instance.get(), 2); }).kind,
+  EXPECT_EQ(run(instance, [&] { Z_trapsZ_call_binary(instance.get(), 2); }).kind,
             TrapKind::kIndirectCallMismatch);  // null entry
-  EXPECT_EQ(run([&] { Z_trapsZ_call_binary(instance.get(), 100); }).kind,
+  EXPECT_EQ(run(instance, [&] { Z_trapsZ_call_binary(instance.get(), 100); }).kind,
             TrapKind::kIndirectCallMismatch);  // past the table
 }
 
 TEST(Engine, DeepRecursionIsATrapNotACrash) {
   Instance instance;
-  TrapOutcome outcome = run([&] { Z_trapsZ_recurse(instance.get(), 0); });
+  TrapOutcome outcome = run(instance, [&] { Z_trapsZ_recurse(instance.get(), 0); });
   EXPECT_EQ(outcome.kind, TrapKind::kStackExhausted);
   // And again: the alternate stack and handler survive a first overflow.
-  EXPECT_EQ(run([&] { Z_trapsZ_recurse(instance.get(), 0); }).kind, TrapKind::kStackExhausted);
+  EXPECT_EQ(run(instance, [&] { Z_trapsZ_recurse(instance.get(), 0); }).kind, TrapKind::kStackExhausted);
 }
 
 TEST(Engine, ExitAndHostAbortCarryTheirData) {
   Instance instance;
-  TrapOutcome exited = run([&] { Z_trapsZ_exit(instance.get(), 7); });
+  TrapOutcome exited = run(instance, [&] { Z_trapsZ_exit(instance.get(), 7); });
   EXPECT_EQ(exited.kind, TrapKind::kExit);
   EXPECT_EQ(exited.exit_status, 7);
-  TrapOutcome aborted = run([&] { Z_trapsZ_abort(instance.get()); });
+  TrapOutcome aborted = run(instance, [&] { Z_trapsZ_abort(instance.get()); });
   EXPECT_EQ(aborted.kind, TrapKind::kHostAbort);
   EXPECT_EQ(aborted.message, "host says no");
 }
@@ -165,7 +168,7 @@ TEST(Engine, InterruptStopsASpinningGuest) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     pthread_kill(self, SIGUSR2);
   });
-  TrapOutcome outcome = run([&] { Z_trapsZ_spin(instance.get(), 0); });
+  TrapOutcome outcome = run(instance, [&] { Z_trapsZ_spin(instance.get(), 0); });
   killer.join();
   sigaction(SIGUSR2, &previous, nullptr);
   EXPECT_EQ(outcome.kind, TrapKind::kDeadline);
@@ -182,20 +185,20 @@ TEST(Engine, ManyInstancesOnSeveralThreadsAtOnce) {
       for (int round = 0; round < kRounds; ++round) {
         u32 value = 0;
         u32 address = static_cast<u32>(4 * (t * 100 + round % 100));
-        bool ok = run([&] {
+        bool ok = run(instance, [&] {
                     Z_trapsZ_store(instance.get(), address, t * 1000 + round);
                     value = Z_trapsZ_load(instance.get(), address);
                   }).ok();
         if (!ok || value != static_cast<u32>(t * 1000 + round)) failures++;
         // Interleave traps of different kinds on different threads.
         TrapKind expected = (round + t) % 2 ? TrapKind::kOutOfBounds : TrapKind::kDivideByZero;
-        TrapOutcome outcome = run([&] {
+        TrapOutcome outcome = run(instance, [&] {
           if (expected == TrapKind::kOutOfBounds) Z_trapsZ_load(instance.get(), 1u << 30);
           else Z_trapsZ_div(instance.get(), 1, 0);
         });
         if (outcome.kind != expected) failures++;
         if (round % 50 == 0 &&
-            run([&] { Z_trapsZ_recurse(instance.get(), 0); }).kind != TrapKind::kStackExhausted) {
+            run(instance, [&] { Z_trapsZ_recurse(instance.get(), 0); }).kind != TrapKind::kStackExhausted) {
           failures++;
         }
       }
@@ -203,6 +206,73 @@ TEST(Engine, ManyInstancesOnSeveralThreadsAtOnce) {
   }
   for (auto& thread : threads) thread.join();
   EXPECT_EQ(failures.load(), 0);
+}
+
+// Memory is addressed through %gs in the rewritten module: two threads running
+// two instances at once, hammering the same address, each must see only its
+// own memory.
+TEST(Engine, SameAddressInTwoMemoriesOnTwoThreadsAtOnce) {
+  std::atomic<int> failures{0};
+  std::atomic<int> ready{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([t, &failures, &ready] {
+      Instance instance;
+      ready++;
+      while (ready.load() < 2) std::this_thread::yield();
+      for (int round = 0; round < 100000; ++round) {
+        u32 value = 0;
+        u32 expected = static_cast<u32>(t * 1000000 + round);
+        bool ok = run(instance, [&] {
+                    Z_trapsZ_store(instance.get(), 64, expected);
+                    value = Z_trapsZ_load(instance.get(), 64);
+                  }).ok();
+        if (!ok || value != expected) failures++;
+      }
+      // The host sees what the guest wrote, through mem->data.
+      u32 last;
+      std::memcpy(&last, static_cast<char*>(instance.base()) + 64, 4);
+      if (last != static_cast<u32>(t * 1000000 + 99999)) failures++;
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(failures.load(), 0);
+}
+
+TEST(Engine, NestedCallsIntoAnotherInstanceKeepTheirBase) {
+  Instance outer, inner;
+  u32 before = 0, after = 0, in_inner = 0;
+  void* base_before = terrarium::engine::guest_memory_base();
+  TrapOutcome outcome = run(outer, [&] {
+    Z_trapsZ_store(outer.get(), 8, 111);
+    before = Z_trapsZ_load(outer.get(), 8);
+    // A host function entering another instance, which traps.
+    TrapOutcome nested = run(inner, [&] {
+      Z_trapsZ_store(inner.get(), 8, 222);
+      in_inner = Z_trapsZ_load(inner.get(), 8);
+      Z_trapsZ_load(inner.get(), 1u << 30);
+    });
+    if (nested.kind != TrapKind::kOutOfBounds) Z_trapsZ_unreachable(outer.get());
+    after = Z_trapsZ_load(outer.get(), 8);
+  });
+  EXPECT_TRUE(outcome.ok()) << outcome.message;
+  EXPECT_EQ(before, 111u);
+  EXPECT_EQ(in_inner, 222u);
+  EXPECT_EQ(after, 111u);
+  EXPECT_EQ(terrarium::engine::guest_memory_base(), base_before);
+}
+
+TEST(Engine, SegmentBaseIsRestoredAfterATrap) {
+  Instance instance;
+  void* base_before = terrarium::engine::guest_memory_base();
+  void* inside = nullptr;
+  TrapOutcome outcome = run(instance, [&] {
+    inside = terrarium::engine::guest_memory_base();
+    Z_trapsZ_load(instance.get(), 0xfffffffc);
+  });
+  EXPECT_EQ(outcome.kind, TrapKind::kOutOfBounds);
+  EXPECT_EQ(inside, instance.base());
+  EXPECT_EQ(terrarium::engine::guest_memory_base(), base_before);
 }
 
 TEST(Engine, MemoriesAreReleased) {
