@@ -86,7 +86,11 @@ class Sandbox {
   // globals, WASI descriptors and counters, a reseeded `random`. Works after
   // a trap or limit too (the sandbox is usable again). kConfig if the
   // sandbox was not made from a snapshot.
-  Result<void> reset();
+  enum class ResetStrategy {
+    kCopyDirtyPages,  // copy the snapshot back into the pages written (default, fastest)
+    kDropAllPages,    // drop every page; each faults back in from the snapshot on use
+  };
+  Result<void> reset(ResetStrategy strategy = ResetStrategy::kCopyDirtyPages);
 
   struct Impl;
 

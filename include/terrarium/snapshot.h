@@ -72,6 +72,7 @@ class Pool {
     size_t max_idle = 16;   // sandboxes kept ready
     size_t prefill = 0;     // made up front by create()
     SandboxConfig config;   // streams and limits of the pool's sandboxes
+    Sandbox::ResetStrategy reset_strategy = Sandbox::ResetStrategy::kCopyDirtyPages;
   };
 
   class Lease {

@@ -147,7 +147,69 @@ bool MemorySnapshot::map_new(wasm_rt_memory_t* memory, uint32_t max_pages, std::
   return true;
 }
 
-bool MemorySnapshot::reset(wasm_rt_memory_t* memory, std::string* error) const {
+namespace {
+
+// pagemap entry bits (Documentation/admin-guide/mm/pagemap.rst).
+constexpr uint64_t kPagePresent = 1ull << 63;
+constexpr uint64_t kPageFileOrShared = 1ull << 61;
+
+int pagemap_fd() {
+  static int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  return fd;
+}
+
+// Copies the snapshot back into the pages of [data, data + bytes) that are
+// private copies (written since mapping); pages still shared with the
+// snapshot are untouched. Returns false if pagemap cannot be read.
+bool copy_back_private_pages(int snapshot_fd, uint8_t* data, uint64_t bytes) {
+  int pagemap = pagemap_fd();
+  if (pagemap < 0) return false;
+  constexpr size_t kPage = 4096;
+  constexpr size_t kBatch = 4096;  // entries read per pread (16 MiB of memory)
+  static thread_local uint64_t entries[kBatch];
+  uint64_t pages = bytes / kPage;
+  uint64_t first_page = reinterpret_cast<uintptr_t>(data) / kPage;
+  for (uint64_t done = 0; done < pages;) {
+    size_t count = static_cast<size_t>(std::min<uint64_t>(kBatch, pages - done));
+    ssize_t got = pread(pagemap, entries, count * 8, static_cast<off_t>((first_page + done) * 8));
+    if (got != static_cast<ssize_t>(count * 8)) return false;
+    for (size_t i = 0; i < count;) {
+      bool is_private = (entries[i] & kPagePresent) && !(entries[i] & kPageFileOrShared);
+      if (!is_private) {
+        ++i;
+        continue;
+      }
+      size_t run = 1;
+      while (i + run < count && (entries[i + run] & kPagePresent) &&
+             !(entries[i + run] & kPageFileOrShared)) {
+        ++run;
+      }
+      off_t offset = static_cast<off_t>((done + i) * kPage);
+      size_t length = run * kPage;
+      uint8_t* target = data + offset;
+      while (length > 0) {
+        ssize_t n = pread(snapshot_fd, target, length, offset);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return false;
+        if (n == 0) {  // past the end of the memfd cannot happen; zero to be safe
+          std::memset(target, 0, length);
+          break;
+        }
+        target += n;
+        offset += n;
+        length -= static_cast<size_t>(n);
+      }
+      i += run;
+    }
+    done += count;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool MemorySnapshot::reset(wasm_rt_memory_t* memory, std::string* error,
+                           ResetStrategy strategy) const {
   uint64_t current = uint64_t{memory->pages} * kWasmPageSize;
   if (current > bytes()) {
     // Pages grown after the snapshot: back to inaccessible, and zero (a
@@ -159,9 +221,11 @@ bool MemorySnapshot::reset(wasm_rt_memory_t* memory, std::string* error) const {
       return false;
     }
   }
+  bool copied = strategy == ResetStrategy::kCopyDirtyPages && pages_ &&
+                copy_back_private_pages(fd_, memory->data, bytes());
   // On a private file mapping, MADV_DONTNEED drops the copied pages: the
   // next access sees the snapshot again.
-  if (pages_ && madvise(memory->data, bytes(), MADV_DONTNEED) != 0) {
+  if (!copied && pages_ && madvise(memory->data, bytes(), MADV_DONTNEED) != 0) {
     *error = os_error("resetting the memory");
     return false;
   }

@@ -30,9 +30,22 @@ class MemorySnapshot {
   // snapshot, mapped copy-on-write. `max_pages` as for wasm_rt_allocate_memory.
   bool map_new(wasm_rt_memory_t* memory, uint32_t max_pages, std::string* error) const;
 
-  // Puts a memory made by map_new back to the snapshot's contents and size:
-  // private (dirtied) pages are dropped, pages grown since are removed.
-  bool reset(wasm_rt_memory_t* memory, std::string* error) const;
+  // How reset() restores the pages the guest wrote.
+  enum class ResetStrategy {
+    // Copy the snapshot's bytes back into exactly the pages that became
+    // private (found in /proc/self/pagemap). Every mapping stays in place, so
+    // the next call takes no page faults at all. The default: measured
+    // fastest (bench/results/coldstart.md).
+    kCopyDirtyPages,
+    // madvise(MADV_DONTNEED) over the whole memory: every page is dropped and
+    // faults in again (from the snapshot) on its next use.
+    kDropAllPages,
+  };
+
+  // Puts a memory made by map_new back to the snapshot's contents and size;
+  // pages grown since the snapshot are removed.
+  bool reset(wasm_rt_memory_t* memory, std::string* error,
+             ResetStrategy strategy = ResetStrategy::kCopyDirtyPages) const;
 
   // Writes the raw memory image (bytes() long) to `fd`.
   bool write_to(int fd, std::string* error) const;

@@ -200,7 +200,7 @@ Result<std::unique_ptr<Sandbox>> Snapshot::new_sandbox(const SandboxConfig& conf
   return std::unique_ptr<Sandbox>(new Sandbox(std::move(impl)));
 }
 
-Result<void> Sandbox::reset() {
+Result<void> Sandbox::reset(ResetStrategy strategy) {
   Impl& impl = *impl_;
   if (!impl.snapshot) {
     return Error(ErrorKind::kConfig, "reset() needs a sandbox made from a snapshot");
@@ -210,7 +210,10 @@ Result<void> Sandbox::reset() {
   }
   const Snapshot::State& state = impl.snapshot->state();
   std::string error;
-  if (!state.memory->reset(&impl.instance.w2c_memory, &error)) {
+  auto memory_strategy = strategy == ResetStrategy::kDropAllPages
+                             ? engine::MemorySnapshot::ResetStrategy::kDropAllPages
+                             : engine::MemorySnapshot::ResetStrategy::kCopyDirtyPages;
+  if (!state.memory->reset(&impl.instance.w2c_memory, &error, memory_strategy)) {
     impl.spent = true;
     return Error(ErrorKind::kInternal, "reset: " + error);
   }
@@ -368,7 +371,7 @@ void Pool::give_back(std::unique_ptr<Sandbox> sandbox) {
   }
   // A reset restores everything the guest could have changed, even after a
   // trap; a sandbox that cannot be reset is dropped.
-  if (!sandbox->reset().ok()) return;
+  if (!sandbox->reset(options_.reset_strategy).ok()) return;
   std::lock_guard lock(mutex_);
   if (idle_.size() < options_.max_idle) idle_.push_back(std::move(sandbox));
 }

@@ -97,6 +97,30 @@ TEST(Snapshot, CopiesAreIsolatedAndResettable) {
   EXPECT_EQ(copy.load(2 * 65536 + 4), 0u);  // and comes back zeroed
 }
 
+TEST(Snapshot, BothResetStrategiesRestoreEveryWrittenPage) {
+  Instance original;
+  original.grow(3);
+  for (u32 a = 0; a < 4 * 65536; a += 4096) original.store(a, a ^ 0x5a5a);
+  std::string error;
+  auto snapshot = MemorySnapshot::capture(*original.memory(), &error);
+  ASSERT_TRUE(snapshot) << error;
+  for (auto strategy : {MemorySnapshot::ResetStrategy::kCopyDirtyPages,
+                        MemorySnapshot::ResetStrategy::kDropAllPages}) {
+    Instance copy;
+    adopt(copy, *snapshot);
+    for (int round = 0; round < 3; ++round) {
+      // Write every other page (some only read), then reset.
+      for (u32 a = 0; a < 4 * 65536; a += 8192) copy.store(a + 4, round + 1);
+      for (u32 a = 4096; a < 4 * 65536; a += 8192) EXPECT_EQ(copy.load(a), a ^ 0x5a5a);
+      ASSERT_TRUE(snapshot->reset(copy.memory(), &error, strategy)) << error;
+      for (u32 a = 0; a < 4 * 65536; a += 4096) {
+        ASSERT_EQ(copy.load(a), a ^ 0x5a5a) << "page " << a / 4096 << " round " << round;
+        ASSERT_EQ(copy.load(a + 4), 0u) << "page " << a / 4096 << " round " << round;
+      }
+    }
+  }
+}
+
 TEST(Snapshot, SavedAndLoaded) {
   Instance original;
   original.store(100, 0xabcdef);
