@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <type_traits>
 #include <vector>
 
 #include "engine/guarded_call.h"
@@ -90,6 +91,23 @@ size_t live_memory_count() { return g_live_memories.load(); }
 using namespace terrarium::engine;
 
 namespace {
+
+template <typename Table>
+void allocate_table(Table* table, uint32_t elements, uint32_t max_elements) {
+  using Element = std::remove_pointer_t<decltype(table->data)>;
+  table->data = static_cast<Element*>(std::calloc(elements ? elements : 1, sizeof(Element)));
+  if (!table->data) raise_host_abort("out of host memory allocating a table");
+  table->size = elements;
+  table->max_size = max_elements;
+}
+
+template <typename Table>
+void free_table(Table* table) {
+  std::free(table->data);
+  table->data = nullptr;
+  table->size = 0;
+}
+
 template <typename Table, typename Element>
 uint32_t grow_table(Table* table, uint32_t delta, Element init) {
   uint64_t old_size = table->size;
@@ -233,31 +251,17 @@ void wasm_rt_free_memory(wasm_rt_memory_t* memory) {
 
 void wasm_rt_allocate_funcref_table(wasm_rt_funcref_table_t* table, uint32_t elements,
                                     uint32_t max_elements) {
-  table->data = static_cast<wasm_rt_funcref_t*>(std::calloc(elements ? elements : 1, sizeof(wasm_rt_funcref_t)));
-  if (!table->data) raise_host_abort("out of host memory allocating a table");
-  table->size = elements;
-  table->max_size = max_elements;
+  allocate_table(table, elements, max_elements);
 }
 
-void wasm_rt_free_funcref_table(wasm_rt_funcref_table_t* table) {
-  std::free(table->data);
-  table->data = nullptr;
-  table->size = 0;
-}
+void wasm_rt_free_funcref_table(wasm_rt_funcref_table_t* table) { free_table(table); }
 
 void wasm_rt_allocate_externref_table(wasm_rt_externref_table_t* table, uint32_t elements,
                                       uint32_t max_elements) {
-  table->data = static_cast<wasm_rt_externref_t*>(std::calloc(elements ? elements : 1, sizeof(wasm_rt_externref_t)));
-  if (!table->data) raise_host_abort("out of host memory allocating a table");
-  table->size = elements;
-  table->max_size = max_elements;
+  allocate_table(table, elements, max_elements);
 }
 
-void wasm_rt_free_externref_table(wasm_rt_externref_table_t* table) {
-  std::free(table->data);
-  table->data = nullptr;
-  table->size = 0;
-}
+void wasm_rt_free_externref_table(wasm_rt_externref_table_t* table) { free_table(table); }
 
 uint32_t wasm_rt_grow_funcref_table(wasm_rt_funcref_table_t* table, uint32_t delta,
                                     wasm_rt_funcref_t init) {

@@ -913,6 +913,14 @@ uint16_t Wasi::fd_write(M m, uint32_t fd, uint32_t iovs, uint32_t iovs_len, uint
     return kSuccess;
   }
   if (e->kind != Kind::kHostFile) return kBadF;
+  return write_host_file(m, vec, total, nwritten_out, [&] {
+    return writev(e->host.get(), vec.data(), static_cast<int>(vec.size()));
+  });
+}
+
+template <typename Write>
+uint16_t Wasi::write_host_file(M m, const std::vector<iovec>& vec, uint64_t total,
+                               uint32_t nwritten_out, Write write) {
   if (written_bytes_ + total < written_bytes_ ||
       written_bytes_ + total > config_.limits.max_written_bytes) {
     limit_exceeded_ =
@@ -922,7 +930,7 @@ uint16_t Wasi::fd_write(M m, uint32_t fd, uint32_t iovs, uint32_t iovs_len, uint
   ssize_t r = 0;
   if (!vec.empty()) {
     do {
-      r = writev(e->host.get(), vec.data(), static_cast<int>(vec.size()));
+      r = write();
     } while (r < 0 && errno == EINTR);
     if (r < 0) return last_errno();
   }
@@ -944,23 +952,10 @@ uint16_t Wasi::fd_pwrite(M m, uint32_t fd, uint32_t iovs, uint32_t iovs_len, uin
   if (uint16_t err = gather_iovs(m, iovs, iovs_len, &vec, &total)) return err;
   if (!m.contains(nwritten_out, 4)) return kFault;
   if (offset > INT64_MAX) return kInval;
-  if (written_bytes_ + total < written_bytes_ ||
-      written_bytes_ + total > config_.limits.max_written_bytes) {
-    limit_exceeded_ =
-        "write limit of " + std::to_string(config_.limits.max_written_bytes) + " bytes exceeded";
-    return kFBig;
-  }
-  ssize_t r = 0;
-  if (!vec.empty()) {
-    do {
-      r = pwritev(e->host.get(), vec.data(), static_cast<int>(vec.size()),
-                  static_cast<off_t>(offset));
-    } while (r < 0 && errno == EINTR);
-    if (r < 0) return last_errno();
-  }
-  written_bytes_ += static_cast<uint64_t>(r);
-  m.store<uint32_t>(nwritten_out, static_cast<uint32_t>(r));
-  return kSuccess;
+  return write_host_file(m, vec, total, nwritten_out, [&] {
+    return pwritev(e->host.get(), vec.data(), static_cast<int>(vec.size()),
+                   static_cast<off_t>(offset));
+  });
 }
 
 uint16_t Wasi::fd_readdir(M m, uint32_t fd, uint32_t buf, uint32_t buf_len, uint64_t cookie,

@@ -11,6 +11,8 @@
 #pragma once
 
 #include <cstdint>
+#include <sys/uio.h>
+
 #include <functional>
 #include <memory>
 #include <string>
@@ -140,6 +142,12 @@ class Wasi {
   // proc_exit is handled by the import glue (it unwinds the guest).
 
  private:
+  // The write limit, the EINTR loop and the byte count of fd_write and
+  // fd_pwrite on host files; `write` performs the system call.
+  template <typename Write>
+  uint16_t write_host_file(M m, const std::vector<struct iovec>& vec, uint64_t total,
+                           uint32_t nwritten_out, Write write);
+
   struct FdTable;
   std::unique_ptr<FdTable> fds_;
   WasiConfig config_;
