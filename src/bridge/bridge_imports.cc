@@ -6,7 +6,7 @@
 #include <cstdint>
 
 #include "bridge/bridge.h"
-#include "engine/trap.h"
+#include "engine/host_import.h"
 #include "wasi/guest_memory.h"
 
 using terrarium::wasi::GuestMemory;
@@ -17,15 +17,10 @@ namespace {
 
 template <typename Call>
 u32 bridge_import(Instance* instance, const Call& call) {
-  namespace engine = terrarium::engine;
-  if (engine::native_stack_low()) engine::raise_trap(engine::TrapKind::kStackExhausted);
-  engine::enter_host();
-  int32_t status;
-  {
+  int32_t status = terrarium::engine::run_host_import([&]() noexcept {
     GuestMemory memory(instance->memory->data, instance->memory->size);
-    status = call(*instance->bridge, memory);
-  }
-  engine::leave_host();
+    return call(*instance->bridge, memory);
+  });
   return static_cast<u32>(status);
 }
 

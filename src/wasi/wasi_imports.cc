@@ -8,7 +8,7 @@
 
 #include <cstdint>
 
-#include "engine/trap.h"
+#include "engine/host_import.h"
 #include "wasi/guest_memory.h"
 #include "wasi/wasi.h"
 
@@ -22,21 +22,16 @@ namespace {
 
 template <typename Call>
 u32 host_call(Instance* instance, const Call& call) {
-  namespace engine = terrarium::engine;
-  if (engine::native_stack_low()) engine::raise_trap(engine::TrapKind::kStackExhausted);
-  engine::enter_host();
-  u32 result;
-  {
+  u32 result = terrarium::engine::run_host_import([&]() noexcept -> u32 {
     GuestMemory view(instance->memory->data, instance->memory->size);
     try {
-      result = call(*instance->wasi, view);
+      return call(*instance->wasi, view);
     } catch (...) {
-      result = terrarium::wasi::kIo;
+      return terrarium::wasi::kIo;
     }
-  }
-  engine::leave_host();
+  });
   if (!instance->wasi->limit_exceeded().empty())
-    engine::raise_host_abort(instance->wasi->limit_exceeded());
+    terrarium::engine::raise_host_abort(instance->wasi->limit_exceeded());
   return result;
 }
 
