@@ -20,6 +20,33 @@ tar -C "$source_dir/Lib" \
   --exclude=./sqlite3/test --exclude=./venv/scripts/nt --exclude=./turtle.py \
   -cf - . | tar -C "$out" -xf -
 cp "$wasm_build"/build/lib.wasi-wasm32-3.11/_sysconfigdata__wasi_wasm32-wasi.py "$out/"
+# asyncio's selector event loop makes a "self-pipe" with socket.socketpair(),
+# which WASI lacks, so every event loop failed to start. The self-pipe only
+# wakes the loop from other threads or signal handlers, neither of which a
+# WASI guest has: on WASI the loop runs without one (coroutines, timers,
+# queues, asyncio.run work; sockets and subprocesses still do not).
+env -i PATH=/usr/bin:/bin "$build_python" -E - "$out/asyncio/selector_events.py" <<'PY' \
+  || { echo "[guest] error: patching asyncio for WASI failed" >&2; exit 1; }
+import sys
+path = sys.argv[1]
+src = open(path).read()
+patches = [
+    ("    def _close_self_pipe(self):\n",
+     "    def _close_self_pipe(self):\n"
+     "        if self._ssock is None:  # Terrarium: no self-pipe on WASI\n"
+     "            return\n"),
+    ("    def _make_self_pipe(self):\n",
+     "    def _make_self_pipe(self):\n"
+     "        if sys.platform == 'wasi':  # Terrarium: no socketpair(), threads or signals\n"
+     "            self._ssock = self._csock = None\n"
+     "            return\n"),
+    ("import collections\n", "import collections\nimport sys\n"),
+]
+for old, new in patches:
+    assert src.count(old) == 1, old
+    src = src.replace(old, new)
+open(path, "w").write(src)
+PY
 mkdir -p "$out/lib-dynload"
 # An empty test/ as the mount point for CPython's Lib/test (tests/cpython):
 # a mount there wins over the image, but Python finds modules by listing their

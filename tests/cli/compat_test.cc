@@ -213,6 +213,33 @@ print(tzdata.IANA_VERSION)
             "ZoneInfoNotFoundError\n" + version + "\n");
 }
 
+// asyncio's event loop runs without its socketpair() self-pipe on WASI
+// (guest/stage-stdlib.sh): coroutines, timers, queues and timeouts work.
+TEST(Compat, AsyncioEventLoopRuns) {
+  RunResult r = terrarium({"run", "-c", R"PY(
+import asyncio
+async def worker(q, n):
+    await asyncio.sleep(0.01 * n)
+    await q.put(n * n)
+async def main():
+    q = asyncio.Queue()
+    await asyncio.gather(*(worker(q, n) for n in range(5)))
+    r = sorted([q.get_nowait() for _ in range(5)])
+    try:
+        await asyncio.wait_for(asyncio.sleep(10), 0.05)
+    except asyncio.TimeoutError:
+        r.append("timeout")
+    return r
+print(asyncio.run(main()))
+loop = asyncio.new_event_loop()
+print(loop.run_until_complete(asyncio.sleep(0, "again")))
+loop.close()
+)PY"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "[0, 1, 4, 9, 16, 'timeout']\nagain\n");
+  EXPECT_EQ(r.err, "");
+}
+
 // Modules WASI cannot provide: importing them is a normal ImportError (or
 // ModuleNotFoundError), never a trap; the process goes on afterwards.
 TEST(Compat, AbsentModulesRaiseImportError) {
