@@ -119,9 +119,16 @@ def run_one(host, build, module, timeout, logdir):
     tmp = tempfile.mkdtemp(prefix=f"terrarium-cpython-{host}-")
     start = time.monotonic()
     try:
-        proc = subprocess.Popen(command(host, build, module, tmp), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        for attempt in range(5):  # the binary may be being relinked right now
+            try:
+                proc = subprocess.Popen(command(host, build, module, tmp), stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+                break
+            except OSError:
+                if attempt == 4:
+                    raise
+                time.sleep(2)
         try:
             out, _ = proc.communicate(timeout=timeout)
             status = proc.returncode
