@@ -9,9 +9,13 @@ CMAKE_FLAGS ?=
 APT_PACKAGES = build-essential cmake ninja-build ccache pkg-config python3 \
   clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32 wabt autoconf-archive dpkg-dev \
   nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libzstd-dev \
-  libbenchmark-dev hyperfine
+  libbenchmark-dev hyperfine \
+  tcl tzdata \
+  python3-jinja2 python3-markupsafe python3-yaml python3-pygments python3-markdown \
+  python3-attr python3-dateutil python3-six python3-idna python3-packaging
 
-.PHONY: all deps configure build demo test test-security bench clean format
+.PHONY: all deps configure build demo test test-security bench clean format \
+  test-cpython record-cpython test-thirdparty
 
 all: build
 
@@ -41,6 +45,21 @@ test: build
 BENCH_FLAGS ?=
 bench: build
 	python3 bench/run.py --build $(BUILD) $(BENCH_FLAGS)
+
+# CPython's own regression tests (Lib/test) in the sandbox: every module on
+# the recorded pass list must still pass (takes several minutes).
+test-cpython: build
+	nice -n 10 python3 tests/cpython/run.py --build $(BUILD) check tests/cpython/terrarium-pass.txt
+
+# Re-records the pass lists and tests/cpython/summary.md: every module of
+# tests/cpython/modules.txt under Terrarium and under Node 20's WASI (~1 hour).
+record-cpython: build
+	nice -n 10 python3 tests/cpython/run.py --build $(BUILD) --timeout 120 record \
+	  --node-timeout 60 --modules-file tests/cpython/modules.txt
+
+# Third-party pure-Python packages (Debian's python3-*) vs native python3.11.
+test-thirdparty: build
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) -R '^thirdparty_'
 
 clean:
 	rm -rf $(BUILD)

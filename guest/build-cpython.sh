@@ -42,7 +42,7 @@ if [ ! -f "$native/done" ]; then
   touch "$native/done"
 fi
 
-key=$(cat "$0" "$here/build-deps.sh" "$here/config.site-terrarium" "$here/Setup.local" | sha256sum | cut -c1-16)-$(echo "$python_sha256" | cut -c1-8)
+key=$(cat "$0" "$here/build-deps.sh" "$here/sqlite-wasi.h" "$here/config.site-terrarium" "$here/Setup.local" | sha256sum | cut -c1-16)-$(echo "$python_sha256" | cut -c1-8)
 work="$cache/cpython-wasm-$key"
 if [ -f "$work/done" ]; then
   say "cached CPython wasm build found: $work"
@@ -76,6 +76,7 @@ else
      ZLIB_CFLAGS="-I$deps/include" ZLIB_LIBS="-L$deps/lib -lz" \
      BZIP2_CFLAGS="-I$deps/include" BZIP2_LIBS="-L$deps/lib -lbz2" \
      LIBLZMA_CFLAGS="-I$deps/include" LIBLZMA_LIBS="-L$deps/lib -llzma" \
+     LIBSQLITE3_CFLAGS="-I$deps/include" LIBSQLITE3_LIBS="-L$deps/lib -lsqlite3 -lwasi-emulated-getpid" \
      "$src/configure" -C --host=wasm32-unknown-wasi --build=x86_64-pc-linux-gnu \
        --with-build-python="$native/build/python" --with-pymalloc \
        --enable-big-digits=30 --without-ensurepip --disable-test-modules \

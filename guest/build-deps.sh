@@ -22,6 +22,7 @@ mkdir -p "$prefix/lib" "$prefix/include"
 "$here/fetch-source.sh" zlib zlib_1.2.13.dfsg.orig.tar.bz2 71feb7947e3c00ef125f83b79a4e529bde31171e5babe48b391f06758d1ab0a1
 "$here/fetch-source.sh" bzip2 bzip2_1.0.8.orig.tar.gz ab5a03176ee106d3f0fa90e381da478ddae405918153cca248e682cd0c4a2269
 "$here/fetch-source.sh" xz-utils xz-utils_5.4.1.orig.tar.xz 5d9827aa1875b21c288f78864bb26d2650b436ea8d2cad364e4921eb6266a5a5
+"$here/fetch-source.sh" sqlite3 sqlite3_3.40.1.orig.tar.xz aaa776260ab4dc976db34aa7891819484c8676b5b2783123ebc6301e2ca5d655
 
 say "zlib 1.2.13"
 tar -C "$build" -xjf "$cache/src/zlib_1.2.13.dfsg.orig.tar.bz2"
@@ -52,4 +53,25 @@ grep -q '__wasi__' "$build"/xz-5.4.1/src/common/mythread.h || die "could not pat
  && make -j"$jobs" -C src/liblzma && make -C src/liblzma install) >"$build/xz.log" 2>&1 \
   || { tail -40 "$build/xz.log" >&2; die "xz (liblzma) build failed"; }
 rm -f "$prefix"/lib/*.la
+
+say "sqlite 3.40.1"
+# The orig tarball is SQLite's full source tree: configure it natively (with
+# the host cc and tclsh) only to generate the amalgamation sqlite3.c, then
+# cross-compile that one file. WASI lacks locks, shared memory, mmap, file
+# modes and threads, hence: no WAL (it needs shared memory), no mmap, the
+# "unix-none" VFS (no locking: a database file on a mount is not protected
+# against a second process writing it at the same time), temp tables in
+# memory (the guest may have no /tmp), no extension loading.
+command -v tclsh >/dev/null || die "tclsh not found (needed to generate sqlite3.c); run 'make deps'"
+tar -C "$build" -xJf "$cache/src/sqlite3_3.40.1.orig.tar.xz"
+(cd "$build"/sqlite3-3.40.1 && mkdir -p amalgamation && cd amalgamation \
+ && env -i PATH=/usr/bin:/bin ../configure --disable-tcl \
+ && env -i PATH=/usr/bin:/bin make sqlite3.c \
+ && $cc $cflags -include "$here/sqlite-wasi.h" -D_WASI_EMULATED_GETPID \
+      -DSQLITE_THREADSAFE=0 -DSQLITE_OMIT_LOAD_EXTENSION -DSQLITE_OMIT_WAL \
+      -DSQLITE_MAX_MMAP_SIZE=0 -DSQLITE_TEMP_STORE=2 \
+      '-DSQLITE_DEFAULT_UNIX_VFS="unix-none"' -DSQLITE_ENABLE_FTS4 -DSQLITE_ENABLE_FTS5 \
+      -DSQLITE_ENABLE_RTREE -DSQLITE_ENABLE_MATH_FUNCTIONS -c sqlite3.c -o sqlite3.o \
+ && llvm-ar-19 rcs "$prefix/lib/libsqlite3.a" sqlite3.o && cp sqlite3.h sqlite3ext.h "$prefix/include/") \
+  >"$build/sqlite.log" 2>&1 || { tail -40 "$build/sqlite.log" >&2; die "sqlite build failed"; }
 say "deps installed in $prefix"

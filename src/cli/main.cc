@@ -198,11 +198,13 @@ int main(int argc, char** argv) {
   run_command->add_option("--dir", options.dirs,
                           "Mount a host directory: HOST::GUEST[:ro] (e.g. --dir ./data::/data:ro).\n"
                           "Repeatable. Nothing else of the host filesystem is visible.")
-      ->expected(1);
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   run_command->add_option("--env", options.envs,
                           "Set an environment variable KEY=VALUE in the guest (repeatable).\n"
                           "The host's environment is never passed.")
-      ->expected(1);
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   run_command->add_option("-c", options.code, "Program passed in as a string");
   run_command->add_option("-m", options.module, "Run a library module as a script");
   run_command->add_flag("-u", options.unbuffered, "Unbuffered stdout and stderr");
