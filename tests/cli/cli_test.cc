@@ -302,6 +302,36 @@ TEST(Cli, MissingScriptAndBadFlags) {
   EXPECT_EQ(no_command.status, 2);
 }
 
+TEST(Cli, LimitFlagsWorkAndBadValuesAreNamed) {
+  RunResult timeout = terrarium({"run", "--timeout", "300ms", "-c", "while True: pass"});
+  EXPECT_EQ(timeout.status, 124);
+  EXPECT_EQ(timeout.err, "terrarium: wall-clock deadline of 300 ms exceeded\n");
+  RunResult cpu = terrarium({"run", "--cpu-timeout", "0.2s", "-c", "while True: pass"});
+  EXPECT_EQ(cpu.status, 124);
+  EXPECT_EQ(cpu.err, "terrarium: CPU-time deadline of 200 ms exceeded\n");
+  RunResult output = terrarium({"run", "--max-output", "1K", "-c", "print('x' * 5000)"});
+  EXPECT_EQ(output.status, 125);
+  EXPECT_EQ(output.out.size(), 1024u);
+  EXPECT_EQ(output.err, "terrarium: limit exceeded: output limit of 1024 bytes exceeded\n");
+  RunResult memory = terrarium({"run", "--max-memory", "32M", "-c", "b'x' * (64 << 20)"});
+  EXPECT_EQ(memory.status, 1);
+  EXPECT_NE(memory.err.find("MemoryError"), std::string::npos) << memory.err;
+  RunResult files = terrarium({"run", "--max-files", "8", "-c",
+                               "fs = [open('/usr/local/lib/python3.11/os.py') for _ in range(20)]"});
+  EXPECT_EQ(files.status, 125);
+  EXPECT_EQ(files.err, "terrarium: limit exceeded: open file limit of 8 exceeded\n");
+  RunResult bad_size = terrarium({"run", "--max-memory", "lots", "-c", "pass"});
+  EXPECT_EQ(bad_size.status, 2);
+  EXPECT_EQ(bad_size.err,
+            "terrarium: --max-memory 'lots': not a size (expected e.g. 512K, 256M, 2G)\n");
+  RunResult bad_time = terrarium({"run", "--timeout", "5y", "-c", "pass"});
+  EXPECT_EQ(bad_time.status, 2);
+  EXPECT_EQ(bad_time.err, "terrarium: --timeout '5y': unknown duration unit 'y'\n");
+  RunResult too_small = terrarium({"run", "--max-memory", "1M", "-c", "pass"});
+  EXPECT_EQ(too_small.status, 2);
+  EXPECT_NE(too_small.err.find("below the guest's initial"), std::string::npos) << too_small.err;
+}
+
 TEST(Cli, HelpIsComplete) {
   RunResult r = terrarium({"run", "--help"});
   EXPECT_EQ(r.status, 0);
