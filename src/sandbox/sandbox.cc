@@ -121,6 +121,22 @@ Result<wasi::WasiConfig> make_wasi_config(const SandboxConfig& config) {
   if (limits.max_output_bytes) wasi_config.limits.max_output_bytes = limits.max_output_bytes;
   if (limits.max_open_files) wasi_config.limits.max_open_files = limits.max_open_files;
   if (limits.max_written_bytes) wasi_config.limits.max_written_bytes = limits.max_written_bytes;
+  // A read-only root holding just the directories that lead to the mounts:
+  // a path outside every mount then does not exist (FileNotFoundError, as a
+  // program expects) instead of being refused, and `os.listdir("/")` shows
+  // the mount points. Listed last, so the stdlib stays the first preopen.
+  std::vector<std::pair<std::string, std::string>> skeleton;
+  bool root_mounted = false;
+  auto add_skeleton = [&](const std::string& guest_path) {
+    if (guest_path == "/") root_mounted = true;
+    else skeleton.emplace_back(guest_path.substr(1) + "/", "");
+  };
+  for (const auto& mount : wasi_config.image_mounts) add_skeleton(mount.guest_path);
+  for (const auto& mount : wasi_config.mounts) add_skeleton(mount.guest_path);
+  if (!root_mounted) {
+    wasi_config.image_mounts.push_back(
+        {std::make_shared<const wasi::Image>(wasi::Image::from_files(skeleton)), "/"});
+  }
   return wasi_config;
 }
 
