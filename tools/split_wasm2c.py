@@ -40,6 +40,15 @@ TERRARIUM_W2C_REWRITE; "none" or empty for none), each mechanical and checked:
     (memory.fill/copy/init) and host code keep using mem->data. Applied only
     when the module's functions touch exactly one memory.
 
+  * threaded: large br_table switches (the opcode dispatch) become computed
+    gotos (see thread_dispatch).
+  * indirect: call_indirect passes the caller's instance instead of loading
+    `table.data[x].module_instance`, and checks bounds + type only (a null
+    entry has func_type 0, which no registered type has). Applied only when
+    checked safe: one funcref table, allocated and filled by the module with
+    its own functions only (module_offset 0), touched by functions only
+    through CALL_INDIRECT (see own_table_calls).
+
 Usage: split_wasm2c.py [--rewrite nobarrier,gs] INPUT.c HEADER.h OUTDIR PARTS
 Writes OUTDIR/<stem>_shared.h and OUTDIR/<stem>_0.c .. <stem>_PARTS.c.
 """
