@@ -26,7 +26,15 @@ const wasi = new WASI({
   returnOnExit: true,
 });
 const module = await WebAssembly.compile(await readFile(wasmPath));
-const instance = await WebAssembly.instantiate(module, wasi.getImportObject());
+// The guest's host-call bridge imports (module "terrarium") are not used by
+// the workloads: stubs that trap if called.
+const imports = wasi.getImportObject();
+for (const imp of WebAssembly.Module.imports(module)) {
+  if (imp.kind !== 'function' || imp.module.startsWith('wasi_')) continue;
+  imports[imp.module] ??= {};
+  imports[imp.module][imp.name] = () => { throw new Error('bench: host import ' + imp.module + '.' + imp.name + ' not available under node'); };
+}
+const instance = await WebAssembly.instantiate(module, imports);
 wasi.initialize(instance);  // calls _initialize
 let status;
 try {

@@ -40,6 +40,15 @@ TERRARIUM_W2C_REWRITE; "none" or empty for none), each mechanical and checked:
     (memory.fill/copy/init) and host code keep using mem->data. Applied only
     when the module's functions touch exactly one memory.
 
+  * threaded: large br_table switches (the opcode dispatch) become computed
+    gotos (see thread_dispatch).
+  * indirect: call_indirect passes the caller's instance instead of loading
+    `table.data[x].module_instance`, and checks bounds + type only (a null
+    entry has func_type 0, which no registered type has). Applied only when
+    checked safe: one funcref table, allocated and filled by the module with
+    its own functions only (module_offset 0), touched by functions only
+    through CALL_INDIRECT (see own_table_calls).
+
 Usage: split_wasm2c.py [--rewrite nobarrier,gs] INPUT.c HEADER.h OUTDIR PARTS
 Writes OUTDIR/<stem>_shared.h and OUTDIR/<stem>_0.c .. <stem>_PARTS.c.
 """
@@ -54,11 +63,31 @@ FUNC_TYPES = re.compile(r"^static u32 func_types\[(\d+)\];$")
 STATE_START = "static bool s_module_initialized = false;"
 
 
-REWRITES = ("nobarrier", "gs", "threaded")
+REWRITES = ("nobarrier", "gs", "threaded", "indirect")
 SWITCH_OPEN = re.compile(r"^( *)switch \((w2c_[a-z0-9]+)\) \{$")
 CASE_GOTO = re.compile(r"^ *case (\d+): goto (w2c_[A-Za-z0-9_]+);$")
 DEFAULT_GOTO = re.compile(r"^ *default: goto (w2c_[A-Za-z0-9_]+);$")
 MIN_THREADED_CASES = 64
+CALL_INDIRECT_DEF = [
+    "#define CALL_INDIRECT(table, t, ft, x, ...)             \\",
+    "  (LIKELY((x) < table.size && table.data[x].func &&     \\",
+    "          table.data[x].func_type == func_types[ft]) || \\",
+    "       TRAP(CALL_INDIRECT),                             \\",
+    "   ((t)table.data[x].func)(__VA_ARGS__))",
+]
+CALL_INDIRECT_OWN = [
+    "/* terrarium (tools/split_wasm2c.py --rewrite indirect): every entry of the",
+    "   table is one of this module's own functions or null, so the callee's",
+    "   instance is the caller's, and a null entry (func_type 0: registered type",
+    "   ids start at 1) fails the type check: bounds + type only. */",
+    "#define CALL_INDIRECT(table, t, ft, x, ...)                               \\",
+    "  (LIKELY((x) < table.size && table.data[x].func_type == func_types[ft]) || \\",
+    "       TRAP(CALL_INDIRECT),                                               \\",
+    "   ((t)table.data[x].func)(__VA_ARGS__))",
+]
+INDIRECT_INSTANCE = re.compile(r"instance->(w2c_T[0-9]+)\.data\[(w2c_[a-z0-9]+)\]\.module_instance")
+ELEM_ENTRY = re.compile(r"^  \{\d+, \(wasm_rt_function_ptr_t\)&w2c_[A-Za-z0-9_]+, (\d+)\},$")
+TABLE_INIT = re.compile(r"^  funcref_table_init\(&instance->(w2c_T[0-9]+), [a-z0-9_]+, \d+, [0-9u]+, [0-9u]+, [0-9u]+, instance, func_types\);$")
 BARRIER = re.compile(r'^ *wasm_asm\(\"\" ::\"r\"\(result\)\); *\\$')
 ACCESSOR = re.compile(r"^DEFINE_(LOAD|STORE)\(([a-z0-9_]+), ([a-z0-9]+), ([a-z0-9]+)(?:, ([a-z0-9]+))?\)$")
 
@@ -193,6 +222,58 @@ def thread_dispatch(text):
     return "\n".join(out), count
 
 
+def own_table_calls(prelude, functions, main_items):
+    """The `indirect` rewrite: call_indirect without the instance lookup.
+
+    Applied only when it provably changes nothing: one funcref table, filled
+    only by funcref_table_init with this instance, every elem segment entry
+    is one of the module's own functions (module_offset 0), and functions
+    touch the table only through CALL_INDIRECT (no table.set/grow/fill/copy).
+    Returns (prelude, functions, note); unchanged with a note otherwise.
+    """
+    def skip(reason):
+        return prelude, functions, "indirect: not applied, " + reason
+    start = next((i for i, line in enumerate(prelude) if line == CALL_INDIRECT_DEF[0]), None)
+    if start is None or prelude[start:start + len(CALL_INDIRECT_DEF)] != CALL_INDIRECT_DEF:
+        return skip("CALL_INDIRECT macro not the expected wasm2c 1.0.32 one")
+    tables = set()
+    inits = 0
+    entries = 0
+    for line in main_items:
+        if "funcref_table_init(" in line:
+            m = TABLE_INIT.match(line)
+            if not m:
+                return skip("unexpected table initialisation: " + line.strip())
+            tables.add(m.group(1))
+            inits += 1
+        if "wasm_rt_function_ptr_t" in line and line.startswith("  {"):
+            m = ELEM_ENTRY.match(line)
+            if not m or m.group(1) != "0":
+                return skip("elem segment entry not an own function: " + line.strip())
+            entries += 1
+        if "externref_table" in line and "wasm_rt_allocate_externref_table" in line:
+            return skip("module has an externref table")
+    if len(tables) != 1 or not entries:
+        return skip("expected one initialised funcref table, found %d" % len(tables))
+    table = tables.pop()
+    if ("  wasm_rt_allocate_funcref_table(&instance->%s," % table) not in "\n".join(main_items):
+        return skip("table %s is not allocated by the module (imported?)" % table)
+    rewritten = []
+    calls = 0
+    for name, text in functions:
+        if "_table_" in text and re.search(r"\b(?:funcref|externref)_table_(?:grow|set|fill|copy|init)\b|wasm_rt_funcref_table_grow", text):
+            return skip("%s changes a table" % name)
+        new, count = INDIRECT_INSTANCE.subn(lambda m: "instance" if m.group(1) == table else m.group(0), text)
+        rest = new.count("instance->" + table) - new.count("CALL_INDIRECT(instance->%s," % table)
+        if rest or re.search(r"instance->w2c_T(?![0-9]*\b)", new) or any(
+                t != table for t in re.findall(r"instance->(w2c_T[0-9]+)\b", new)):
+            return skip("%s uses a table other than through CALL_INDIRECT" % name)
+        calls += count
+        rewritten.append((name, new))
+    prelude = prelude[:start] + CALL_INDIRECT_OWN + prelude[start + len(CALL_INDIRECT_DEF):]
+    return prelude, rewritten, "indirect: %d call_indirect(s) on %s: caller's instance, bounds + type check (%d own elem entries)" % (calls, table, entries)
+
+
 def fail(message):
     sys.stderr.write("split_wasm2c: error: %s\n" % message)
     sys.exit(1)
@@ -269,6 +350,9 @@ def split(source, header_name, parts, rewrites=()):
         bucket.sort()  # keep the original order inside a part
 
     prelude, notes = rewrite_prelude(prelude, rewrites, functions)
+    if "indirect" in rewrites:
+        prelude, functions, note = own_table_calls(prelude, functions, main_items)
+        notes.append(note)
     if "threaded" in rewrites:
         converted = 0
         for index, (name, text) in enumerate(functions):

@@ -112,6 +112,34 @@ class Rewrite(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertNotIn("%gs", disassemble(obj)["w2c_load"])
 
+    def test_indirect_passes_the_callers_instance(self):
+        out, log = self.split("nobarrier,gs,indirect")
+        self.assertIn("indirect: 1 call_indirect(s) on w2c_T0", log)
+        text = open(os.path.join(out, "traps_wasm_shared.h")).read()
+        self.assertIn("table.data[x].func_type == func_types[ft]) ||", text)
+        self.assertNotIn("table.data[x].func &&", text)
+        unit = os.path.join(out, "traps_wasm_1.c")
+        body = open(unit).read()
+        self.assertNotIn(".module_instance", body)
+        self.assertIn("CALL_INDIRECT(instance->w2c_T0,", body)
+        r, obj = self.compile(unit)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_indirect_is_skipped_for_foreign_table_entries(self):
+        # An elem entry with a non-zero module offset (another instance's
+        # function): the rewrite must leave the module alone.
+        source = os.path.join(self.dir, "foreign.c")
+        text = open(SOURCE).read()
+        changed = re.sub(r"(\(wasm_rt_function_ptr_t\)&w2c_[A-Za-z0-9_]+, )0\}", r"\g<1>8}", text, count=1)
+        self.assertNotEqual(changed, text)
+        with open(source, "w") as f:
+            f.write(changed)
+        out = os.path.join(self.dir, "foreign")
+        r = run([sys.executable, SPLIT, "--rewrite", "indirect", source, HEADER, out, "1"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("indirect: not applied", r.stderr)
+        self.assertIn(".module_instance", open(os.path.join(out, "foreign_1.c")).read())
+
     def fake_cc(self):
         path = os.path.join(self.dir, "fake-cc")
         with open(path, "w") as f:
