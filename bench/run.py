@@ -123,14 +123,15 @@ def main():
             shift = (rep + wi) % len(runners)
             for name, command in runners[shift:] + runners[:shift]:
                 status, out, err, wall, cpu = run_once(command(script))
-                # Node itself occasionally dies of SIGSEGV (V8, not the guest);
-                # rerun it, and count it. Terrarium gets no second chance.
+                # Node itself occasionally dies (SIGSEGV in V8, or a spurious
+                # TypeError from its WASI layer), not the guest; rerun it, and
+                # count it. Terrarium gets no second chance.
                 tries = 0
-                while name == "node-wasi" and status < 0 and tries < 2:
+                while name == "node-wasi" and status != 0 and tries < 2:
                     tries += 1
                     retries[name] = retries.get(name, 0) + 1
-                    sys.stderr.write("bench: warning: %s on %s died of signal %d; rerunning\n"
-                                     % (workload, name, -status))
+                    sys.stderr.write("bench: warning: %s on %s failed (status %d); rerunning\n"
+                                     % (workload, name, status))
                     status, out, err, wall, cpu = run_once(command(script))
                 if status != 0:
                     sys.stderr.write("bench: FAILED: %s on %s exited %d\n%s\n"
