@@ -54,7 +54,9 @@ const nlohmann::json& handler_input() {
   static nlohmann::json doc = [] {
     nlohmann::json items = nlohmann::json::array();
     for (int i = 0; i < 12; ++i) {
-      items.push_back({{"name", "item" + std::to_string(i)}, {"price", 3.5 + (i * 7) % 11}, {"qty", i % 4 + 1}});
+      items.push_back({{"name", "item" + std::to_string(i)},
+                       {"price", 3.5 + (i * 7) % 11},
+                       {"qty", i % 4 + 1}});
     }
     return nlohmann::json{{"items", items}};
   }();
@@ -163,7 +165,8 @@ int main(int argc, char** argv) {
   }
   // Without a snapshot: instantiate, initialize CPython, run the app, call.
   {
-    Row row{"new sandbox without snapshot + first call", {}, "instantiate + CPython init + app import"};
+    Row row{
+        "new sandbox without snapshot + first call", {}, "instantiate + CPython init + app import"};
     for (int i = 0; i < 30; ++i) {
       auto start = Clock::now();
       auto sandbox = (*runtime)->new_sandbox({});
@@ -176,11 +179,14 @@ int main(int argc, char** argv) {
   }
   {
     Row row{"`python3.11 -c pass` subprocess", {}, "native CPython, Debian build"};
-    for (int i = 0; i < 30; ++i) row.micros.push_back(spawn_and_wait({"/usr/bin/python3.11", "-c", "pass"}));
+    for (int i = 0; i < 30; ++i)
+      row.micros.push_back(spawn_and_wait({"/usr/bin/python3.11", "-c", "pass"}));
     rows.push_back(row);
   }
   if (!node_runner.empty() && access(node_runner.c_str(), R_OK) == 0) {
-    Row row{"python.wasm under Node's WASI, `-c pass`", {}, "node:wasi (V8 JIT), includes compiling the module"};
+    Row row{"python.wasm under Node's WASI, `-c pass`",
+            {},
+            "node:wasi (V8 JIT), includes compiling the module"};
     for (int i = 0; i < 10; ++i) {
       double took = spawn_and_wait({"node", node_runner, python_wasm, stdlib_dir, "-c", "pass"});
       if (took > 0) row.micros.push_back(took);
@@ -221,17 +227,20 @@ int main(int argc, char** argv) {
   out << "From \"I need a fresh interpreter\" to the result of a trivial exported function "
          "(`trivial(x): return x + 1`, JSON in and out). Snapshot of CPython after "
          "initialization and the app's import: "
-      << (*snapshot)->memory_bytes() / (1 << 20) << " MiB of linear memory. Target: <= 100 µs median.\n\n";
+      << (*snapshot)->memory_bytes() / (1 << 20)
+      << " MiB of linear memory. Target: <= 100 µs median.\n\n";
   out << "| path | runs | median | p99 | note |\n| --- | --- | --- | --- | --- |\n";
   char line[512];
   for (const Row& row : rows) {
     std::snprintf(line, sizeof line, "| %s | %zu | %.1f µs | %.1f µs | %s |\n", row.what.c_str(),
-                  row.micros.size(), percentile(row.micros, 50), percentile(row.micros, 99), row.note.c_str());
+                  row.micros.size(), percentile(row.micros, 50), percentile(row.micros, 99),
+                  row.note.c_str());
     out << line;
   }
   out << "\nPages the first call maps in a fresh clone (4 KiB pages; read = shared with the "
          "snapshot, written = private copies incl. the host-side table copy): trivial call "
-      << trivial_pages.read << " read + " << trivial_pages.written << " written; small JSON handler "
+      << trivial_pages.read << " read + " << trivial_pages.written
+      << " written; small JSON handler "
       << "(sort, generator, dict) " << handler_pages.read << " read + " << handler_pages.written
       << " written.\n\n";
   out << "RSS of 1,000 live idle sandboxes from the snapshot (target: <= 1 GiB): "

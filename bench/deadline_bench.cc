@@ -72,7 +72,8 @@ int main(int argc, char** argv) {
       if (cpu && std::string(workload.name).find("sleep") != std::string::npos) continue;
       for (int deadline : {20, 100, 500}) {
         Row row{cpu ? "CPU" : "wall", workload.name, deadline, {}};
-        for (int i = 0; i < repetitions; ++i) row.overshoot_ms.push_back(run_once(workload.code, deadline, cpu));
+        for (int i = 0; i < repetitions; ++i)
+          row.overshoot_ms.push_back(run_once(workload.code, deadline, cpu));
         rows.push_back(row);
         std::fprintf(stderr, "%s %s %d ms: median overshoot %.2f ms\n", row.kind.c_str(),
                      workload.name, deadline, terrarium::bench::percentile(row.overshoot_ms, 50));

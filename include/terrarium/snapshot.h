@@ -3,7 +3,6 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
 #include <memory>
 #include <mutex>
@@ -69,9 +68,9 @@ class Snapshot {
 class Pool {
  public:
   struct Options {
-    size_t max_idle = 16;   // sandboxes kept ready
-    size_t prefill = 0;     // made up front by create()
-    SandboxConfig config;   // streams and limits of the pool's sandboxes
+    size_t max_idle = 16;  // sandboxes kept ready
+    size_t prefill = 0;    // made up front by create()
+    SandboxConfig config;  // streams and limits of the pool's sandboxes
     Sandbox::ResetStrategy reset_strategy = Sandbox::ResetStrategy::kCopyDirtyPages;
   };
 
@@ -87,7 +86,8 @@ class Pool {
 
    private:
     friend class Pool;
-    Lease(Pool* pool, std::unique_ptr<Sandbox> sandbox) : pool_(pool), sandbox_(std::move(sandbox)) {}
+    Lease(Pool* pool, std::unique_ptr<Sandbox> sandbox)
+        : pool_(pool), sandbox_(std::move(sandbox)) {}
     Pool* pool_;
     std::unique_ptr<Sandbox> sandbox_;
   };

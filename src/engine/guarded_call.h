@@ -9,8 +9,8 @@ namespace terrarium::engine {
 
 struct TrapOutcome {
   TrapKind kind = TrapKind::kNone;
-  int exit_status = 0;   // for kExit
-  std::string message;   // for kHostAbort (and a description for the others)
+  int exit_status = 0;  // for kExit
+  std::string message;  // for kHostAbort (and a description for the others)
 
   bool ok() const { return kind == TrapKind::kNone; }
 };
@@ -28,8 +28,7 @@ struct TrapOutcome {
 // thread is set to `memory_base` for the duration of the call and restored
 // afterwards (also on a trap), which keeps nested calls into other instances
 // right. Host code keeps using mem->data.
-TrapOutcome guarded_call(void (*body)(void* context), void* context,
-                         void* memory_base = nullptr);
+TrapOutcome guarded_call(void (*body)(void* context), void* context, void* memory_base = nullptr);
 
 template <typename Function>
 TrapOutcome guarded(Function& function, void* memory_base = nullptr) {

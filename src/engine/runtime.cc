@@ -124,7 +124,6 @@ uint32_t grow_table(Table* table, uint32_t delta, Element init) {
 
 }  // namespace
 
-
 extern "C" {
 
 void wasm_rt_init(void) {
@@ -139,30 +138,57 @@ void wasm_rt_free(void) {}
 void wasm_rt_trap(wasm_rt_trap_t code) {
   TrapKind kind;
   switch (code) {
-    case WASM_RT_TRAP_OOB: kind = TrapKind::kOutOfBounds; break;
-    case WASM_RT_TRAP_INT_OVERFLOW: kind = TrapKind::kIntegerOverflow; break;
-    case WASM_RT_TRAP_DIV_BY_ZERO: kind = TrapKind::kDivideByZero; break;
-    case WASM_RT_TRAP_INVALID_CONVERSION: kind = TrapKind::kInvalidConversion; break;
-    case WASM_RT_TRAP_UNREACHABLE: kind = TrapKind::kUnreachable; break;
-    case WASM_RT_TRAP_CALL_INDIRECT: kind = TrapKind::kIndirectCallMismatch; break;
-    case WASM_RT_TRAP_UNCAUGHT_EXCEPTION: kind = TrapKind::kUncaughtException; break;
-    case WASM_RT_TRAP_EXHAUSTION: kind = TrapKind::kStackExhausted; break;
-    default: kind = TrapKind::kUnreachable; break;
+    case WASM_RT_TRAP_OOB:
+      kind = TrapKind::kOutOfBounds;
+      break;
+    case WASM_RT_TRAP_INT_OVERFLOW:
+      kind = TrapKind::kIntegerOverflow;
+      break;
+    case WASM_RT_TRAP_DIV_BY_ZERO:
+      kind = TrapKind::kDivideByZero;
+      break;
+    case WASM_RT_TRAP_INVALID_CONVERSION:
+      kind = TrapKind::kInvalidConversion;
+      break;
+    case WASM_RT_TRAP_UNREACHABLE:
+      kind = TrapKind::kUnreachable;
+      break;
+    case WASM_RT_TRAP_CALL_INDIRECT:
+      kind = TrapKind::kIndirectCallMismatch;
+      break;
+    case WASM_RT_TRAP_UNCAUGHT_EXCEPTION:
+      kind = TrapKind::kUncaughtException;
+      break;
+    case WASM_RT_TRAP_EXHAUSTION:
+      kind = TrapKind::kStackExhausted;
+      break;
+    default:
+      kind = TrapKind::kUnreachable;
+      break;
   }
   raise_trap(kind);
 }
 
 const char* wasm_rt_strerror(wasm_rt_trap_t trap) {
   switch (trap) {
-    case WASM_RT_TRAP_NONE: return "No error";
-    case WASM_RT_TRAP_OOB: return trap_name(TrapKind::kOutOfBounds);
-    case WASM_RT_TRAP_INT_OVERFLOW: return trap_name(TrapKind::kIntegerOverflow);
-    case WASM_RT_TRAP_DIV_BY_ZERO: return trap_name(TrapKind::kDivideByZero);
-    case WASM_RT_TRAP_INVALID_CONVERSION: return trap_name(TrapKind::kInvalidConversion);
-    case WASM_RT_TRAP_UNREACHABLE: return trap_name(TrapKind::kUnreachable);
-    case WASM_RT_TRAP_CALL_INDIRECT: return trap_name(TrapKind::kIndirectCallMismatch);
-    case WASM_RT_TRAP_UNCAUGHT_EXCEPTION: return trap_name(TrapKind::kUncaughtException);
-    case WASM_RT_TRAP_EXHAUSTION: return trap_name(TrapKind::kStackExhausted);
+    case WASM_RT_TRAP_NONE:
+      return "No error";
+    case WASM_RT_TRAP_OOB:
+      return trap_name(TrapKind::kOutOfBounds);
+    case WASM_RT_TRAP_INT_OVERFLOW:
+      return trap_name(TrapKind::kIntegerOverflow);
+    case WASM_RT_TRAP_DIV_BY_ZERO:
+      return trap_name(TrapKind::kDivideByZero);
+    case WASM_RT_TRAP_INVALID_CONVERSION:
+      return trap_name(TrapKind::kInvalidConversion);
+    case WASM_RT_TRAP_UNREACHABLE:
+      return trap_name(TrapKind::kUnreachable);
+    case WASM_RT_TRAP_CALL_INDIRECT:
+      return trap_name(TrapKind::kIndirectCallMismatch);
+    case WASM_RT_TRAP_UNCAUGHT_EXCEPTION:
+      return trap_name(TrapKind::kUncaughtException);
+    case WASM_RT_TRAP_EXHAUSTION:
+      return trap_name(TrapKind::kStackExhausted);
   }
   return "unknown trap";
 }
@@ -205,7 +231,9 @@ void wasm_rt_throw(void) {
 }
 
 WASM_RT_UNWIND_TARGET* wasm_rt_get_unwind_target(void) { return t_exception.unwind_target; }
-void wasm_rt_set_unwind_target(WASM_RT_UNWIND_TARGET* target) { t_exception.unwind_target = target; }
+void wasm_rt_set_unwind_target(WASM_RT_UNWIND_TARGET* target) {
+  t_exception.unwind_target = target;
+}
 uint32_t wasm_rt_exception_tag(void) { return t_exception.tag; }
 uint32_t wasm_rt_exception_size(void) { return t_exception.size; }
 void* wasm_rt_exception(void) { return t_exception.data; }

@@ -4,8 +4,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <vector>
 
@@ -130,13 +130,14 @@ std::shared_ptr<const MemorySnapshot> MemorySnapshot::read_from(int in, uint64_t
 
 MemorySnapshot::~MemorySnapshot() { close(fd_); }
 
-bool MemorySnapshot::map_new(wasm_rt_memory_t* memory, uint32_t max_pages, std::string* error) const {
+bool MemorySnapshot::map_new(wasm_rt_memory_t* memory, uint32_t max_pages,
+                             std::string* error) const {
   // An ordinary allocation of zero pages gives the reservation and registers
   // it with the fault handler; the snapshot is then mapped over its start.
   wasm_rt_allocate_memory(memory, 0, max_pages);
   if (pages_ == 0) return true;
-  void* mapped = mmap(memory->data, bytes(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED,
-                      fd_, 0);
+  void* mapped =
+      mmap(memory->data, bytes(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd_, 0);
   if (mapped == MAP_FAILED) {
     *error = os_error("mapping the snapshot");
     wasm_rt_free_memory(memory);

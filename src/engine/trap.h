@@ -10,26 +10,26 @@
 // does its C++ work in a nested scope, and traps after leaving it.
 #pragma once
 
-#include <cstdint>
 #include <cstddef>
+#include <cstdint>
 #include <string_view>
 
 namespace terrarium::engine {
 
 enum class TrapKind : int {
   kNone = 0,
-  kOutOfBounds,         // linear memory or table access out of range
+  kOutOfBounds,  // linear memory or table access out of range
   kIntegerOverflow,
   kDivideByZero,
   kInvalidConversion,
   kUnreachable,
   kIndirectCallMismatch,  // call_indirect to a null entry or of the wrong type
   kUncaughtException,
-  kStackExhausted,      // the native stack (deep recursion in the guest)
-  kExit,                // proc_exit: a normal end with an exit status
-  kDeadline,            // the wall-clock deadline passed
-  kCpuDeadline,         // the CPU-time deadline passed
-  kHostAbort,           // a host function stopped the guest (limit hit, ...)
+  kStackExhausted,  // the native stack (deep recursion in the guest)
+  kExit,            // proc_exit: a normal end with an exit status
+  kDeadline,        // the wall-clock deadline passed
+  kCpuDeadline,     // the CPU-time deadline passed
+  kHostAbort,       // a host function stopped the guest (limit hit, ...)
 };
 
 // A short human name: "out-of-bounds memory access", "stack exhausted", ...

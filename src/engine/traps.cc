@@ -35,13 +35,13 @@ struct TrapTarget {
 // calling into the dynamic linker.
 struct ThreadState {
   TrapTarget* target = nullptr;
-  int host_depth = 0;                  // > 0 while a host import runs
-  std::atomic<int> pending{0};         // a TrapKind raised asynchronously
-  uintptr_t stack_low = 0;             // lowest usable stack address
-  uintptr_t stack_guard_low = 0;       // bottom of the region we treat as "overflow"
+  int host_depth = 0;             // > 0 while a host import runs
+  std::atomic<int> pending{0};    // a TrapKind raised asynchronously
+  uintptr_t stack_low = 0;        // lowest usable stack address
+  uintptr_t stack_guard_low = 0;  // bottom of the region we treat as "overflow"
   void* alternate_stack = nullptr;
   size_t alternate_stack_size = 0;
-  uintptr_t gs_base = 0;               // this thread's GS base (guest memory base)
+  uintptr_t gs_base = 0;  // this thread's GS base (guest memory base)
   bool prepared = false;
 };
 
@@ -305,19 +305,32 @@ void deliver_interrupt(TrapKind kind) {
 
 const char* trap_name(TrapKind kind) {
   switch (kind) {
-    case TrapKind::kNone: return "no trap";
-    case TrapKind::kOutOfBounds: return "out-of-bounds memory access";
-    case TrapKind::kIntegerOverflow: return "integer overflow";
-    case TrapKind::kDivideByZero: return "integer divide by zero";
-    case TrapKind::kInvalidConversion: return "invalid conversion to integer";
-    case TrapKind::kUnreachable: return "unreachable executed";
-    case TrapKind::kIndirectCallMismatch: return "indirect call to a null or mismatched function";
-    case TrapKind::kUncaughtException: return "uncaught wasm exception";
-    case TrapKind::kStackExhausted: return "call stack exhausted";
-    case TrapKind::kExit: return "exit";
-    case TrapKind::kDeadline: return "wall-clock deadline exceeded";
-    case TrapKind::kCpuDeadline: return "CPU-time deadline exceeded";
-    case TrapKind::kHostAbort: return "stopped by the host";
+    case TrapKind::kNone:
+      return "no trap";
+    case TrapKind::kOutOfBounds:
+      return "out-of-bounds memory access";
+    case TrapKind::kIntegerOverflow:
+      return "integer overflow";
+    case TrapKind::kDivideByZero:
+      return "integer divide by zero";
+    case TrapKind::kInvalidConversion:
+      return "invalid conversion to integer";
+    case TrapKind::kUnreachable:
+      return "unreachable executed";
+    case TrapKind::kIndirectCallMismatch:
+      return "indirect call to a null or mismatched function";
+    case TrapKind::kUncaughtException:
+      return "uncaught wasm exception";
+    case TrapKind::kStackExhausted:
+      return "call stack exhausted";
+    case TrapKind::kExit:
+      return "exit";
+    case TrapKind::kDeadline:
+      return "wall-clock deadline exceeded";
+    case TrapKind::kCpuDeadline:
+      return "CPU-time deadline exceeded";
+    case TrapKind::kHostAbort:
+      return "stopped by the host";
   }
   return "unknown trap";
 }

@@ -1,8 +1,6 @@
 // Sandbox: a CPython guest instance with its WASI state.
 #include "terrarium/sandbox.h"
 
-#include "sandbox/sandbox_impl.h"
-
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -17,6 +15,7 @@
 #include "engine/deadline.h"
 #include "engine/guarded_call.h"
 #include "python_wasm.h"
+#include "sandbox/sandbox_impl.h"
 #include "terrarium/runtime.h"
 #include "wasi/image.h"
 #include "wasi/wasi.h"
@@ -128,8 +127,10 @@ Result<wasi::WasiConfig> make_wasi_config(const SandboxConfig& config) {
   std::vector<std::pair<std::string, std::string>> skeleton;
   bool root_mounted = false;
   auto add_skeleton = [&](const std::string& guest_path) {
-    if (guest_path == "/") root_mounted = true;
-    else skeleton.emplace_back(guest_path.substr(1) + "/", "");
+    if (guest_path == "/")
+      root_mounted = true;
+    else
+      skeleton.emplace_back(guest_path.substr(1) + "/", "");
   };
   for (const auto& mount : wasi_config.image_mounts) add_skeleton(mount.guest_path);
   for (const auto& mount : wasi_config.mounts) add_skeleton(mount.guest_path);
@@ -186,14 +187,17 @@ Result<std::unique_ptr<Sandbox>> Sandbox::create(SandboxConfig config) {
 }
 
 Result<int> Sandbox::run_main() {
-  if (impl_->spent) return Error(ErrorKind::kGuestError, "sandbox was already used up by a trap or exit");
+  if (impl_->spent)
+    return Error(ErrorKind::kGuestError, "sandbox was already used up by a trap or exit");
   if (impl_->python_ready) {
     return Error(ErrorKind::kGuestError, "run_main() on a sandbox initialized for embedding");
   }
   impl_->ran_main = true;
   int status = 0;
   Impl* raw = impl_.get();
-  auto body = [raw, &status] { status = static_cast<int>(Z_pythonZ_terrarium_main(&raw->instance)); };
+  auto body = [raw, &status] {
+    status = static_cast<int>(Z_pythonZ_terrarium_main(&raw->instance));
+  };
   engine::TrapOutcome outcome = impl_->enter_guest(body);
   impl_->spent = true;  // CPython's main finalizes the interpreter
   if (outcome.kind == engine::TrapKind::kExit) return outcome.exit_status;

@@ -222,8 +222,9 @@ struct Sandbox::Impl {
         // (--stack-first) and grows down: overflowing it wraps the stack
         // pointer to just below 4 GiB, and the next push faults. Name it.
         if (instance.w2c___stack_pointer >= 0xFF000000u) {
-          return Error(ErrorKind::kTrap,
-                       "guest trapped: call stack exhausted (guest C stack overflow) in python.wasm");
+          return Error(
+              ErrorKind::kTrap,
+              "guest trapped: call stack exhausted (guest C stack overflow) in python.wasm");
         }
         [[fallthrough]];
       default:

@@ -130,7 +130,8 @@ Result<std::shared_ptr<const Snapshot>> Snapshot::capture(Sandbox& sandbox) {
   }
   if (impl.wasi->open_fds() != impl.wasi->initial_fds()) {
     return Error(ErrorKind::kConfig,
-                 "the guest has " + std::to_string(impl.wasi->open_fds() - impl.wasi->initial_fds()) +
+                 "the guest has " +
+                     std::to_string(impl.wasi->open_fds() - impl.wasi->initial_fds()) +
                      " file(s) open; close them before taking a snapshot");
   }
   if (auto ok = sandbox.exec(kHelpers, "<terrarium snapshot>"); !ok) return ok.error();
@@ -240,7 +241,8 @@ Result<void> Snapshot::save(const std::string& path) const {
   std::string temporary = path + ".tmp";
   int fd = open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
-    return Error(ErrorKind::kConfig, "cannot write snapshot '" + path + "': " + std::strerror(errno));
+    return Error(ErrorKind::kConfig,
+                 "cannot write snapshot '" + path + "': " + std::strerror(errno));
   }
   nlohmann::json header = {{"guest", std::string(terrarium_guest_hash)},
                            {"layout", layout_of(config_)},
@@ -259,8 +261,8 @@ Result<void> Snapshot::save(const std::string& path) const {
   if (close(fd) != 0) ok = false;
   if (!ok || rename(temporary.c_str(), path.c_str()) != 0) {
     unlink(temporary.c_str());
-    return Error(ErrorKind::kInternal, "writing snapshot '" + path + "' failed" +
-                                           (error.empty() ? "" : ": " + error));
+    return Error(ErrorKind::kInternal,
+                 "writing snapshot '" + path + "' failed" + (error.empty() ? "" : ": " + error));
   }
   return {};
 }
@@ -270,7 +272,8 @@ Result<std::shared_ptr<const Snapshot>> Snapshot::load(const std::string& path,
   initialize_module_once();
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    return Error(ErrorKind::kNotFound, "cannot open snapshot '" + path + "': " + std::strerror(errno));
+    return Error(ErrorKind::kNotFound,
+                 "cannot open snapshot '" + path + "': " + std::strerror(errno));
   }
   auto fail = [&](const std::string& what) -> Error {
     close(fd);
@@ -278,14 +281,16 @@ Result<std::shared_ptr<const Snapshot>> Snapshot::load(const std::string& path,
   };
   char magic[sizeof kMagic];
   uint32_t length = 0;
-  if (read(fd, magic, sizeof magic) != sizeof magic || std::memcmp(magic, kMagic, sizeof magic) != 0) {
+  if (read(fd, magic, sizeof magic) != sizeof magic ||
+      std::memcmp(magic, kMagic, sizeof magic) != 0) {
     return fail("not a Terrarium snapshot file");
   }
   if (read(fd, &length, sizeof length) != sizeof length || length > (1u << 24)) {
     return fail("corrupt header");
   }
   std::string text(length, '\0');
-  if (read(fd, text.data(), length) != static_cast<ssize_t>(length)) return fail("truncated header");
+  if (read(fd, text.data(), length) != static_cast<ssize_t>(length))
+    return fail("truncated header");
   auto header = nlohmann::json::parse(text, nullptr, false);
   if (!header.is_object() || !header.contains("guest") || !header.contains("layout")) {
     return fail("corrupt header");
@@ -298,8 +303,8 @@ Result<std::shared_ptr<const Snapshot>> Snapshot::load(const std::string& path,
   nlohmann::json want = layout_of(config);
   for (const char* part : {"args", "env", "mounts", "files"}) {
     if (header["layout"][part] != want[part]) {
-      return fail(std::string("taken with different ") + part + " (" + header["layout"][part].dump() +
-                  ", the config gives " + want[part].dump() + ")");
+      return fail(std::string("taken with different ") + part + " (" +
+                  header["layout"][part].dump() + ", the config gives " + want[part].dump() + ")");
     }
   }
   auto state = std::make_shared<State>();
@@ -309,7 +314,8 @@ Result<std::shared_ptr<const Snapshot>> Snapshot::load(const std::string& path,
     state->scratch = header.at("scratch").get<uint32_t>();
     state->scratch_capacity = header.at("scratch_capacity").get<uint32_t>();
     state->reseed_random = header.at("reseed_random").get<bool>();
-    state->memory = engine::MemorySnapshot::read_from(fd, header.at("memory_bytes").get<uint64_t>(), &error);
+    state->memory =
+        engine::MemorySnapshot::read_from(fd, header.at("memory_bytes").get<uint64_t>(), &error);
   } catch (const std::exception& e) {
     return fail(std::string("corrupt header: ") + e.what());
   }
@@ -334,7 +340,8 @@ Result<std::shared_ptr<const Snapshot>> Snapshot::load(const std::string& path,
 
 // --- Pool -------------------------------------------------------------------
 
-Result<std::unique_ptr<Pool>> Pool::create(std::shared_ptr<const Snapshot> snapshot, Options options) {
+Result<std::unique_ptr<Pool>> Pool::create(std::shared_ptr<const Snapshot> snapshot,
+                                           Options options) {
   if (!snapshot) return Error(ErrorKind::kConfig, "Pool::create needs a snapshot");
   std::unique_ptr<Pool> pool(new Pool(std::move(snapshot), std::move(options)));
   for (size_t i = 0; i < pool->options_.prefill; ++i) {

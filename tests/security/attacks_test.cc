@@ -24,11 +24,11 @@ using terrarium::ErrorKind;
 
 // What an attack must end in.
 struct Expect {
-  std::optional<ErrorKind> error;   // a typed error from the host...
-  std::string error_has;            // ...whose message contains this
-  int exit_status = 0;              // else: the guest's exit status
-  std::string out_is;               // exact stdout (checked when error is unset)
-  std::string err_has;              // substring of stderr
+  std::optional<ErrorKind> error;  // a typed error from the host...
+  std::string error_has;           // ...whose message contains this
+  int exit_status = 0;             // else: the guest's exit status
+  std::string out_is;              // exact stdout (checked when error is unset)
+  std::string err_has;             // substring of stderr
 };
 
 enum Setup : unsigned {
@@ -50,7 +50,9 @@ struct Attack {
 };
 
 Expect error(ErrorKind kind, std::string has) { return Expect{kind, std::move(has), 0, "", ""}; }
-Expect exits(int status, std::string err_has) { return Expect{std::nullopt, "", status, "", std::move(err_has)}; }
+Expect exits(int status, std::string err_has) {
+  return Expect{std::nullopt, "", status, "", std::move(err_has)};
+}
 Expect prints(std::string out) { return Expect{std::nullopt, "", 0, std::move(out), ""}; }
 
 constexpr const char* kProbe = R"PY(
@@ -65,22 +67,28 @@ def probe(action):
 const std::vector<Attack>& attacks() {
   static const std::vector<Attack> list = {
       // --- runaway computation ------------------------------------------------
-      {"infinite loop", kPlain, "while True: pass", error(ErrorKind::kTimeout, "wall-clock deadline of 1000 ms")},
+      {"infinite loop", kPlain, "while True: pass",
+       error(ErrorKind::kTimeout, "wall-clock deadline of 1000 ms")},
       {"loop catching everything", kPlain,
        "while True:\n  try:\n    while True: pass\n  except BaseException: pass",
        error(ErrorKind::kTimeout, "wall-clock deadline")},
-      {"huge sum in a C builtin", kPlain, "sum(range(10**12))", error(ErrorKind::kTimeout, "wall-clock deadline")},
+      {"huge sum in a C builtin", kPlain, "sum(range(10**12))",
+       error(ErrorKind::kTimeout, "wall-clock deadline")},
       {"catastrophic regex", kPlain, "import re; re.match(r'(a+)+$', 'a' * 64 + 'b')",
        error(ErrorKind::kTimeout, "wall-clock deadline")},
-      {"bigint power", kPlain, "x = 3 ** (10 ** 9)", error(ErrorKind::kTimeout, "wall-clock deadline")},
-      {"sleep forever", kPlain, "import time; time.sleep(10**6)", error(ErrorKind::kTimeout, "wall-clock deadline")},
+      {"bigint power", kPlain, "x = 3 ** (10 ** 9)",
+       error(ErrorKind::kTimeout, "wall-clock deadline")},
+      {"sleep forever", kPlain, "import time; time.sleep(10**6)",
+       error(ErrorKind::kTimeout, "wall-clock deadline")},
       {"busy loop on CPU deadline", kCpuDeadline, "while True: pass",
        error(ErrorKind::kTimeout, "CPU-time deadline of 300 ms")},
-      {"sorting forever", kPlain, "import itertools\nfor p in itertools.permutations(range(50)): sorted(p)",
+      {"sorting forever", kPlain,
+       "import itertools\nfor p in itertools.permutations(range(50)): sorted(p)",
        error(ErrorKind::kTimeout, "wall-clock deadline")},
       // --- memory bombs ---------------------------------------------------------
       {"one huge bytes", kTightMemory, "b'x' * 2**30", exits(1, "MemoryError")},
-      {"growing list", kTightMemory, "l = []\nwhile True: l.append('x' * 10**6)", exits(1, "MemoryError")},
+      {"growing list", kTightMemory, "l = []\nwhile True: l.append('x' * 10**6)",
+       exits(1, "MemoryError")},
       {"huge bytearray", kTightMemory, "bytearray(2**31 - 1)", exits(1, "MemoryError")},
       {"huge list", kTightMemory, "[0] * 10**9", exits(1, "MemoryError")},
       {"dict bomb", kTightMemory, "d = {i: str(i) for i in range(10**9)}", exits(1, "MemoryError")},
@@ -89,18 +97,22 @@ const std::vector<Attack>& attacks() {
        error(ErrorKind::kTimeout, "wall-clock deadline")},
       {"string doubling", kTightMemory, "s = 'x'\nwhile True: s = s + s", exits(1, "MemoryError")},
       {"memory released after MemoryError", kTightMemory,
-       "try:\n  l = [bytearray(10**6) for _ in range(10**4)]\nexcept MemoryError:\n  l = None\nprint(len(bytearray(10**7)))",
+       "try:\n  l = [bytearray(10**6) for _ in range(10**4)]\nexcept MemoryError:\n  l = "
+       "None\nprint(len(bytearray(10**7)))",
        prints("10000000\n")},
       // --- recursion --------------------------------------------------------------
       {"python recursion", kPlain, "def f(): return f()\nf()", exits(1, "RecursionError")},
       {"deeply nested json", kPlain, "import json; json.loads('[' * 100000 + ']' * 100000)",
        exits(1, "RecursionError")},
-      {"deeply nested repr", kPlain, "x = []\nfor _ in range(100000): x = [x]\nrepr(x)", exits(1, "RecursionError")},
+      {"deeply nested repr", kPlain, "x = []\nfor _ in range(100000): x = [x]\nrepr(x)",
+       exits(1, "RecursionError")},
       {"deeply nested pickle", kPlain,
-       "import pickle\nx = []\nfor _ in range(100000): x = [x]\npickle.dumps(x)", exits(1, "RecursionError")},
+       "import pickle\nx = []\nfor _ in range(100000): x = [x]\npickle.dumps(x)",
+       exits(1, "RecursionError")},
       // CPython's WASI build caps its parser stack lower than native (where
       // the tokenizer's "too many nested parentheses" comes first).
-      {"nested parentheses in eval", kPlain, "eval('(' * 100000 + ')' * 100000)", exits(1, "MemoryError")},
+      {"nested parentheses in eval", kPlain, "eval('(' * 100000 + ')' * 100000)",
+       exits(1, "MemoryError")},
       {"C recursion past the stack", kSlow,
        "import sys\nsys.setrecursionlimit(10**7)\nx = []\nfor _ in range(10**6): x = [x]\nrepr(x)",
        error(ErrorKind::kTrap, "call stack exhausted")},
@@ -124,9 +136,11 @@ const std::vector<Attack>& attacks() {
        "fs = [open('/usr/local/lib/python3.11/os.py') for _ in range(1000)]",
        error(ErrorKind::kLimit, "open file limit of 32 exceeded")},
       {"os.open on a mount", kTightFiles | kMounts,
-       "import os\nopen('/data/f', 'w').close()\nfds = [os.open('/data/f', os.O_RDONLY) for _ in range(1000)]",
+       "import os\nopen('/data/f', 'w').close()\nfds = [os.open('/data/f', os.O_RDONLY) for _ in "
+       "range(1000)]",
        error(ErrorKind::kLimit, "open file limit of 32 exceeded")},
-      {"directory handles", kTightFiles | kMounts, "import os\nits = [os.scandir('/data') for _ in range(1000)]",
+      {"directory handles", kTightFiles | kMounts,
+       "import os\nits = [os.scandir('/data') for _ in range(1000)]",
        error(ErrorKind::kLimit, "open file limit of 32 exceeded")},
       // --- filling a writable mount ---------------------------------------------------
       {"one big file", kTightWrites | kMounts, "open('/data/big', 'wb').write(b'x' * (10 << 20))",
@@ -134,55 +148,69 @@ const std::vector<Attack>& attacks() {
       {"many small files", kTightWrites | kMounts,
        "for i in range(10**5): open(f'/data/f{i}', 'wb').write(b'x' * 1000)",
        error(ErrorKind::kLimit, "write limit of 1048576 bytes exceeded")},
-      {"truncate to a huge size", kTightWrites | kMounts, "f = open('/data/t', 'wb')\nf.truncate(10**12)",
+      {"truncate to a huge size", kTightWrites | kMounts,
+       "f = open('/data/t', 'wb')\nf.truncate(10**12)",
        error(ErrorKind::kLimit, "write limit of 1048576 bytes exceeded")},
       // --- filesystem escapes ---------------------------------------------------------
       // Outside every mount there is only a read-only skeleton of directories
       // leading to the mounts: the host's files simply do not exist.
-      {"read /etc/passwd", kMounts, "probe(lambda: open('/etc/passwd').read())", prints("FileNotFoundError\n")},
-      {"dot-dot out of a mount", kMounts, "probe(lambda: open('/data/../../../../etc/passwd').read())",
-       prints("PermissionError\n")},
-      {"dot-dot to the secret next door", kMounts, "probe(lambda: open('/data/../secret/key').read())",
-       prints("PermissionError\n")},
+      {"read /etc/passwd", kMounts, "probe(lambda: open('/etc/passwd').read())",
+       prints("FileNotFoundError\n")},
+      {"dot-dot out of a mount", kMounts,
+       "probe(lambda: open('/data/../../../../etc/passwd').read())", prints("PermissionError\n")},
+      {"dot-dot to the secret next door", kMounts,
+       "probe(lambda: open('/data/../secret/key').read())", prints("PermissionError\n")},
       {"planted absolute symlink", kMounts, "probe(lambda: open('/data/abs-link').read())",
        prints("PermissionError\n")},
       {"planted climbing symlink", kMounts, "probe(lambda: open('/data/climb-link').read())",
        prints("PermissionError\n")},
-      {"planted /proc/self/root link", kMounts, "probe(lambda: open('/data/proc-link/etc/passwd').read())",
-       prints("PermissionError\n")},
+      {"planted /proc/self/root link", kMounts,
+       "probe(lambda: open('/data/proc-link/etc/passwd').read())", prints("PermissionError\n")},
       {"guest-made absolute symlink", kMounts,
-       "import os\nprobe(lambda: os.symlink('/etc/passwd', '/data/l'))\nprobe(lambda: open('/data/l').read())",
+       "import os\nprobe(lambda: os.symlink('/etc/passwd', '/data/l'))\nprobe(lambda: "
+       "open('/data/l').read())",
        prints("PermissionError\nFileNotFoundError\n")},
       {"guest-made climbing symlink", kMounts,
-       "import os\nprobe(lambda: os.symlink('../../../../etc/passwd', '/data/l2'))\nprobe(lambda: open('/data/l2').read())",
+       "import os\nprobe(lambda: os.symlink('../../../../etc/passwd', '/data/l2'))\nprobe(lambda: "
+       "open('/data/l2').read())",
        prints("PermissionError\nFileNotFoundError\n")},
       {"symlink inside the mount is fine", kMounts,
-       "import os\nopen('/data/real', 'w').write('ok')\nos.symlink('real', '/data/alias')\nprint(open('/data/alias').read())",
+       "import os\nopen('/data/real', 'w').write('ok')\nos.symlink('real', "
+       "'/data/alias')\nprint(open('/data/alias').read())",
        prints("ok\n")},
       {"symlink loop", kMounts, "probe(lambda: open('/data/loop-a').read())", prints("OSError\n")},
-      {"hard link to a host file", kMounts, "import os\nprobe(lambda: os.link('/etc/passwd', '/data/x'))",
-       prints("OSError\n")},
+      {"hard link to a host file", kMounts,
+       "import os\nprobe(lambda: os.link('/etc/passwd', '/data/x'))", prints("OSError\n")},
       {"rename out of the mount", kMounts,
-       "import os\nopen('/data/f', 'w').close()\nprobe(lambda: os.rename('/data/f', '/tmp/f'))\nprobe(lambda: os.rename('/data/f', '/data/../f'))",
+       "import os\nopen('/data/f', 'w').close()\nprobe(lambda: os.rename('/data/f', "
+       "'/tmp/f'))\nprobe(lambda: os.rename('/data/f', '/data/../f'))",
        prints("OSError\nPermissionError\n")},
-      {"chdir then climb", kMounts, "import os\nos.chdir('/data')\nprobe(lambda: open('../../etc/passwd').read())",
+      {"chdir then climb", kMounts,
+       "import os\nos.chdir('/data')\nprobe(lambda: open('../../etc/passwd').read())",
        prints("PermissionError\n")},
       {"list the root", kMounts, "import os\nprobe(lambda: print(sorted(os.listdir('/'))))",
        prints("['data', 'ro', 'usr']\nALLOWED\n")},
-      {"proc environ", kMounts, "probe(lambda: open('/proc/self/environ').read())", prints("FileNotFoundError\n")},
+      {"proc environ", kMounts, "probe(lambda: open('/proc/self/environ').read())",
+       prints("FileNotFoundError\n")},
       {"stdlib image is read-only", kPlain,
-       "probe(lambda: open('/usr/local/lib/python3.11/os.py', 'a').write('x'))\nimport os\nprobe(lambda: os.remove('/usr/local/lib/python3.11/os.py'))",
+       "probe(lambda: open('/usr/local/lib/python3.11/os.py', 'a').write('x'))\nimport "
+       "os\nprobe(lambda: os.remove('/usr/local/lib/python3.11/os.py'))",
        prints("OSError\nOSError\n")},
       {"stdlib image has no way up", kPlain,
        "probe(lambda: open('/usr/local/lib/python3.11/../../../../etc/passwd').read())",
        prints("PermissionError\n")},
-      {"write to read-only mount", kMounts, "probe(lambda: open('/ro/new', 'w'))", prints("OSError\n")},
-      {"delete in read-only mount", kMounts, "import os\nprobe(lambda: os.remove('/ro/file'))", prints("OSError\n")},
-      {"utime in read-only mount", kMounts, "import os\nprobe(lambda: os.utime('/ro/file', (0, 0)))", prints("OSError\n")},
-      {"mkdir in read-only mount", kMounts, "import os\nprobe(lambda: os.mkdir('/ro/d'))", prints("OSError\n")},
+      {"write to read-only mount", kMounts, "probe(lambda: open('/ro/new', 'w'))",
+       prints("OSError\n")},
+      {"delete in read-only mount", kMounts, "import os\nprobe(lambda: os.remove('/ro/file'))",
+       prints("OSError\n")},
+      {"utime in read-only mount", kMounts,
+       "import os\nprobe(lambda: os.utime('/ro/file', (0, 0)))", prints("OSError\n")},
+      {"mkdir in read-only mount", kMounts, "import os\nprobe(lambda: os.mkdir('/ro/d'))",
+       prints("OSError\n")},
       {"directory opened as a file for writing", kMounts, "probe(lambda: open('/data', 'w'))",
        prints("IsADirectoryError\n")},
-      {"fd never opened", kPlain, "import os\nprobe(lambda: os.read(999, 10))\nprobe(lambda: os.write(12345, b'x'))",
+      {"fd never opened", kPlain,
+       "import os\nprobe(lambda: os.read(999, 10))\nprobe(lambda: os.write(12345, b'x'))",
        prints("OSError\nOSError\n")},
       {"write to a preopened directory fd", kPlain, "import os\nprobe(lambda: os.write(3, b'x'))",
        prints("OSError\n")},
@@ -190,14 +218,18 @@ const std::vector<Attack>& attacks() {
        "import os\nos.close(3)\nprobe(lambda: open('/usr/local/lib/python3.11/os.py').read())",
        prints("OSError\n")},
       // --- the host's environment and processes ---------------------------------------------
-      {"host environment is invisible", kPlain, "import os\nprint(dict(os.environ))", prints("{'ONLY': 'this'}\n")},
+      {"host environment is invisible", kPlain, "import os\nprint(dict(os.environ))",
+       prints("{'ONLY': 'this'}\n")},
       {"argv is only what was given", kPlain, "import sys\nprint(sys.argv)", prints("['-c']\n")},
-      {"no sockets", kPlain, "import socket\nprobe(lambda: socket.socket().connect(('127.0.0.1', 22)))",
+      {"no sockets", kPlain,
+       "import socket\nprobe(lambda: socket.socket().connect(('127.0.0.1', 22)))",
        prints("OSError\n")},
       {"no subprocess", kPlain, "import subprocess\nprobe(lambda: subprocess.run(['ls']))",
        prints("OSError\n")},
-      {"no ctypes", kPlain, "import ctypes", exits(1, "ModuleNotFoundError: No module named '_ctypes'")},
-      {"no threads", kPlain, "import threading\nprobe(lambda: threading.Thread(target=print).start())",
+      {"no ctypes", kPlain, "import ctypes",
+       exits(1, "ModuleNotFoundError: No module named '_ctypes'")},
+      {"no threads", kPlain,
+       "import threading\nprobe(lambda: threading.Thread(target=print).start())",
        prints("RuntimeError\n")},
       {"no fork", kPlain, "import os\nprobe(lambda: os.fork())", prints("AttributeError\n")},
       {"no kill", kPlain, "import os\nprobe(lambda: os.kill(1, 9))", prints("AttributeError\n")},
@@ -263,8 +295,10 @@ Outcome run_attack(const Attack& attack, const std::string& root) {
     return outcome;
   }
   auto status = (*sandbox)->run_main();
-  if (!status) outcome.error = status.error();
-  else outcome.exit_status = *status;
+  if (!status)
+    outcome.error = status.error();
+  else
+    outcome.exit_status = *status;
   return outcome;
 }
 
@@ -279,9 +313,10 @@ std::string check(const Attack& attack, const Outcome& got) {
       return who + "expected " + terrarium::error_kind_name(*want.error) + ", got exit " +
              std::to_string(got.exit_status) + context();
     }
-    if (got.error->kind() != *want.error || got.error->message().find(want.error_has) == std::string::npos) {
-      return who + "expected " + terrarium::error_kind_name(*want.error) + " with '" + want.error_has +
-             "', got " + got.error->to_string() + context();
+    if (got.error->kind() != *want.error ||
+        got.error->message().find(want.error_has) == std::string::npos) {
+      return who + "expected " + terrarium::error_kind_name(*want.error) + " with '" +
+             want.error_has + "', got " + got.error->to_string() + context();
     }
     return "";
   }
@@ -324,7 +359,8 @@ TEST(AttackSuite, AllContainedOnTwoThreadsAtOnce) {
   b.join();
   fs::remove_all(root);
   for (const auto& failure : failures) ADD_FAILURE() << failure;
-  EXPECT_TRUE(failures.empty()) << failures.size() << " of " << attacks().size() << " attacks misbehaved";
+  EXPECT_TRUE(failures.empty()) << failures.size() << " of " << attacks().size()
+                                << " attacks misbehaved";
 
   // The host is alive and a clean sandbox still works.
   terrarium::SandboxConfig config;

@@ -1,5 +1,7 @@
 // Snapshots and pools through the public API: isolation between clones,
 // reset after traps and limits, reseeded randomness, save/load, threads.
+#include "terrarium/snapshot.h"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -10,7 +12,6 @@
 #include <thread>
 
 #include "terrarium/runtime.h"
-#include "terrarium/snapshot.h"
 
 namespace {
 
@@ -111,7 +112,8 @@ TEST(Snapshot, WasiStateIsConsistentAfterRestore) {
   // A snapshot cannot be taken with a guest file open...
   auto refused = Snapshot::capture(**sandbox);
   ASSERT_FALSE(refused.ok());
-  EXPECT_EQ(refused.error().message(), "the guest has 1 file(s) open; close them before taking a snapshot");
+  EXPECT_EQ(refused.error().message(),
+            "the guest has 1 file(s) open; close them before taking a snapshot");
   // ...and a reset closes it.
   ASSERT_TRUE((*sandbox)->reset().ok());
   EXPECT_TRUE(Snapshot::capture(**sandbox).ok());
@@ -160,7 +162,8 @@ TEST(Snapshot, LimitsApplyToClones) {
 
 TEST(Snapshot, SavedAndLoadedByLayout) {
   auto snapshot = make_snapshot();
-  std::string path = std::filesystem::temp_directory_path() / ("terrarium-snap-" + std::to_string(getpid()));
+  std::string path =
+      std::filesystem::temp_directory_path() / ("terrarium-snap-" + std::to_string(getpid()));
   ASSERT_TRUE(snapshot->save(path).ok());
   SandboxConfig config;
   config.env = {"MODE=snap"};
@@ -246,7 +249,8 @@ TEST(Snapshot, GuestNeverChangesItsTable) {
     std::ifstream in(entry.path());
     std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     EXPECT_EQ(text.find("funcref_table_set(&instance->w2c_T0"), std::string::npos) << entry.path();
-    EXPECT_EQ(text.find("wasm_rt_grow_funcref_table(&instance->w2c_T0"), std::string::npos) << entry.path();
+    EXPECT_EQ(text.find("wasm_rt_grow_funcref_table(&instance->w2c_T0"), std::string::npos)
+        << entry.path();
     EXPECT_EQ(text.find("funcref_table_fill(&instance->w2c_T0"), std::string::npos) << entry.path();
     EXPECT_EQ(text.find("funcref_table_copy(&instance->w2c_T0"), std::string::npos) << entry.path();
   }
