@@ -965,6 +965,9 @@ TEST_F(WasiTest, ReadOnlyMountRefusesChanges) {
   EXPECT_EQ(open(kRoFd, "hello.txt", 0, kRead, &fd, kAppend), kRoFs);
   EXPECT_EQ(path_op(&Wasi::path_create_directory, kRoFd, "d"), kRoFs);
   EXPECT_EQ(path_op(&Wasi::path_unlink_file, kRoFd, "hello.txt"), kRoFs);
+  // Removing what is not there is ENOENT, also on a read-only mount.
+  EXPECT_EQ(path_op(&Wasi::path_unlink_file, kRoFd, "missing.txt"), kNoEnt);
+  EXPECT_EQ(path_op(&Wasi::path_unlink_file, kRoFd, "../escape"), kNotCapable);
   EXPECT_EQ(path_op(&Wasi::path_remove_directory, kRoFd, "sub"), kRoFs);
   EXPECT_EQ(wasi->path_rename(m, kRoFd, put("hello.txt"), 9, kRoFd, put("x"), 1), kRoFs);
   EXPECT_EQ(wasi->path_rename(m, kRoFd, put("hello.txt"), 9, kDataFd, put("x"), 1), kRoFs);
@@ -1087,6 +1090,7 @@ TEST_F(WasiTest, ImageMountErrors) {
   EXPECT_EQ(filestat(kImageFd, "nope", 0, fs), kNoEnt);
   EXPECT_EQ(path_op(&Wasi::path_create_directory, kImageFd, "d"), kRoFs);
   EXPECT_EQ(path_op(&Wasi::path_unlink_file, kImageFd, "os.py"), kRoFs);
+  EXPECT_EQ(path_op(&Wasi::path_unlink_file, kImageFd, "stale.pyc"), kNoEnt);
   EXPECT_EQ(path_op(&Wasi::path_remove_directory, kImageFd, "pkg"), kRoFs);
   EXPECT_EQ(wasi->path_readlink(m, kImageFd, put("os.py"), 5, alloc(8), 8, alloc(4)), kInval);
   uint32_t f = must_open(kImageFd, "os.py", 0, kRead | kSeek);
