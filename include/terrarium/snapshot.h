@@ -54,7 +54,6 @@ class Snapshot {
   struct State;
   Snapshot(SandboxConfig config, std::shared_ptr<const State> state)
       : config_(std::move(config)), state_(std::move(state)) {}
-  const State& state() const { return *state_; }
 
  private:
   SandboxConfig config_;

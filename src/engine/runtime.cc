@@ -92,6 +92,22 @@ using namespace terrarium::engine;
 
 namespace {
 
+// wasm2c's trap codes, as Terrarium's kinds (anything unknown is treated as
+// `unreachable`: the guest reached a state it declared impossible).
+TrapKind trap_kind_of(wasm_rt_trap_t code) {
+  switch (code) {
+    case WASM_RT_TRAP_OOB: return TrapKind::kOutOfBounds;
+    case WASM_RT_TRAP_INT_OVERFLOW: return TrapKind::kIntegerOverflow;
+    case WASM_RT_TRAP_DIV_BY_ZERO: return TrapKind::kDivideByZero;
+    case WASM_RT_TRAP_INVALID_CONVERSION: return TrapKind::kInvalidConversion;
+    case WASM_RT_TRAP_UNREACHABLE: return TrapKind::kUnreachable;
+    case WASM_RT_TRAP_CALL_INDIRECT: return TrapKind::kIndirectCallMismatch;
+    case WASM_RT_TRAP_UNCAUGHT_EXCEPTION: return TrapKind::kUncaughtException;
+    case WASM_RT_TRAP_EXHAUSTION: return TrapKind::kStackExhausted;
+    default: return TrapKind::kUnreachable;
+  }
+}
+
 template <typename Table>
 void allocate_table(Table* table, uint32_t elements, uint32_t max_elements) {
   using Element = std::remove_pointer_t<decltype(table->data)>;
@@ -135,62 +151,10 @@ bool wasm_rt_is_initialized(void) { return g_initialized; }
 
 void wasm_rt_free(void) {}
 
-void wasm_rt_trap(wasm_rt_trap_t code) {
-  TrapKind kind;
-  switch (code) {
-    case WASM_RT_TRAP_OOB:
-      kind = TrapKind::kOutOfBounds;
-      break;
-    case WASM_RT_TRAP_INT_OVERFLOW:
-      kind = TrapKind::kIntegerOverflow;
-      break;
-    case WASM_RT_TRAP_DIV_BY_ZERO:
-      kind = TrapKind::kDivideByZero;
-      break;
-    case WASM_RT_TRAP_INVALID_CONVERSION:
-      kind = TrapKind::kInvalidConversion;
-      break;
-    case WASM_RT_TRAP_UNREACHABLE:
-      kind = TrapKind::kUnreachable;
-      break;
-    case WASM_RT_TRAP_CALL_INDIRECT:
-      kind = TrapKind::kIndirectCallMismatch;
-      break;
-    case WASM_RT_TRAP_UNCAUGHT_EXCEPTION:
-      kind = TrapKind::kUncaughtException;
-      break;
-    case WASM_RT_TRAP_EXHAUSTION:
-      kind = TrapKind::kStackExhausted;
-      break;
-    default:
-      kind = TrapKind::kUnreachable;
-      break;
-  }
-  raise_trap(kind);
-}
+void wasm_rt_trap(wasm_rt_trap_t code) { raise_trap(trap_kind_of(code)); }
 
 const char* wasm_rt_strerror(wasm_rt_trap_t trap) {
-  switch (trap) {
-    case WASM_RT_TRAP_NONE:
-      return "No error";
-    case WASM_RT_TRAP_OOB:
-      return trap_name(TrapKind::kOutOfBounds);
-    case WASM_RT_TRAP_INT_OVERFLOW:
-      return trap_name(TrapKind::kIntegerOverflow);
-    case WASM_RT_TRAP_DIV_BY_ZERO:
-      return trap_name(TrapKind::kDivideByZero);
-    case WASM_RT_TRAP_INVALID_CONVERSION:
-      return trap_name(TrapKind::kInvalidConversion);
-    case WASM_RT_TRAP_UNREACHABLE:
-      return trap_name(TrapKind::kUnreachable);
-    case WASM_RT_TRAP_CALL_INDIRECT:
-      return trap_name(TrapKind::kIndirectCallMismatch);
-    case WASM_RT_TRAP_UNCAUGHT_EXCEPTION:
-      return trap_name(TrapKind::kUncaughtException);
-    case WASM_RT_TRAP_EXHAUSTION:
-      return trap_name(TrapKind::kStackExhausted);
-  }
-  return "unknown trap";
+  return trap == WASM_RT_TRAP_NONE ? "No error" : trap_name(trap_kind_of(trap));
 }
 
 uint32_t wasm_rt_register_func_type(uint32_t params, uint32_t results, ...) {

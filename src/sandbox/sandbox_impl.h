@@ -32,7 +32,8 @@ struct Sandbox::Impl {
   SandboxConfig config;
   wasi::WasiConfig wasi_config;  // kept to give a reset sandbox fresh WASI state
   std::unique_ptr<wasi::Wasi> wasi;
-  std::shared_ptr<const Snapshot> snapshot;  // set when made from (or reset to) one
+  // The state a sandbox made from a snapshot is reset to (shared, not copied).
+  std::shared_ptr<const Snapshot::State> snapshot;
   Z_wasi_snapshot_preview1_instance_t wasi_import{};
   bridge::Bridge bridge;
   Z_terrarium_instance_t terrarium_import{};

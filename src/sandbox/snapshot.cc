@@ -196,7 +196,7 @@ Result<std::unique_ptr<Sandbox>> Snapshot::new_sandbox(const SandboxConfig& conf
   impl->terrarium_import.bridge = &impl->bridge;
   impl->bridge.set_functions(state_->functions);
   if (auto ok = restore_instance(*impl, *state_); !ok) return ok.error();
-  impl->snapshot = std::make_shared<const Snapshot>(config_, state_);
+  impl->snapshot = state_;
   if (auto ok = reseed_if_needed(*impl, *state_); !ok) return ok.error();
   return std::unique_ptr<Sandbox>(new Sandbox(std::move(impl)));
 }
@@ -209,7 +209,7 @@ Result<void> Sandbox::reset(ResetStrategy strategy) {
   if (impl.bridge.in_host_function()) {
     return Error(ErrorKind::kHostError, "reset() from inside a host function of this sandbox");
   }
-  const Snapshot::State& state = impl.snapshot->state();
+  const Snapshot::State& state = *impl.snapshot;
   std::string error;
   auto memory_strategy = strategy == ResetStrategy::kDropAllPages
                              ? engine::MemorySnapshot::ResetStrategy::kDropAllPages
