@@ -42,7 +42,11 @@ if [ ! -f "$native/done" ]; then
   touch "$native/done"
 fi
 
-key=$(cat "$0" "$here/build-deps.sh" "$here/sqlite-wasi.h" "$here/config.site-terrarium" "$here/Setup.local" | sha256sum | cut -c1-16)-$(echo "$python_sha256" | cut -c1-8)
+# Extra flags for CPython's own sources (not configure's checks), also used by
+# link-python.sh: -flto lets wasm-ld inline across CPython's files, as Debian's
+# native build does. Set by CMake (TERRARIUM_GUEST_CFLAGS).
+guest_cflags=${TERRARIUM_GUEST_CFLAGS-"-flto"}
+key=$( (cat "$0" "$here/build-deps.sh" "$here/sqlite-wasi.h" "$here/config.site-terrarium" "$here/Setup.local"; echo "$guest_cflags") | sha256sum | cut -c1-16)-$(echo "$python_sha256" | cut -c1-8)
 work="$cache/cpython-wasm-$key"
 if [ -f "$work/done" ]; then
   say "cached CPython wasm build found: $work"
@@ -73,6 +77,7 @@ else
      CPP="clang-19 --target=wasm32-wasi --sysroot=$work/sysroot -E" \
      AR=llvm-ar-19 RANLIB=llvm-ranlib-19 \
      CFLAGS="-O2 -Wno-error=int-conversion" \
+     CFLAGS_NODIST="$guest_cflags" LDFLAGS_NODIST="$guest_cflags" \
      ZLIB_CFLAGS="-I$deps/include" ZLIB_LIBS="-L$deps/lib -lz" \
      BZIP2_CFLAGS="-I$deps/include" BZIP2_LIBS="-L$deps/lib -lbz2" \
      LIBLZMA_CFLAGS="-I$deps/include" LIBLZMA_LIBS="-L$deps/lib -llzma" \
@@ -98,6 +103,7 @@ print-link-flags:
 	@echo $(PY_CORE_LDFLAGS) $(LINKFORSHARED) $(LIBS) $(MODLIBS) $(SYSLIBS)
 MK
 echo "$work/sysroot" > "$out/sysroot.txt"
+echo "$guest_cflags" > "$out/guest-cflags.txt"
 echo "$native/build/python" > "$out/build-python.txt"
 echo "$work/Python-3.11.2" > "$out/source-dir.txt"
 echo "$work/wasm" > "$out/wasm-build-dir.txt"
