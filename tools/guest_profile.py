@@ -25,13 +25,14 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
-GUEST_TEST = "/usr/local/lib/python3.11/test"
+from regrtest_sandbox import scratch, terrarium_command
+
 # regrtest returns 0 (all passed), 2 (some failed, e.g. a module that needs
-# _testcapi) or 3 (a test changed its environment); all fine for training. Anything else (a trap: 125, a
-# timeout: 124, a crash) means the profile would be partial: stop the build.
+# _testcapi) or 3 (a test changed its environment); all fine for training.
+# Anything else (a trap: 125, a timeout: 124, a crash) means the profile would
+# be partial: stop the build.
 ACCEPTED_STATUS = (0, 2, 3)
 
 
@@ -59,28 +60,17 @@ def train(args):
         lib_test = os.path.join(f.read().strip(), "Lib", "test")
     if not os.path.isdir(lib_test):
         sys.exit("guest_profile.py: CPython's Lib/test not found at %s" % lib_test)
-    scratch = tempfile.mkdtemp(prefix="terrarium-pgo-")
-    try:
-        os.mkdir(os.path.join(scratch, "root"))
-        os.mkdir(os.path.join(scratch, "tmp"))
-        command = [args.terrarium, "run",
-                   "--dir", "%s/root::/" % scratch,
-                   "--dir", "%s::%s:ro" % (lib_test, GUEST_TEST),
-                   "--dir", "%s/tmp::/tmp" % scratch,
-                   "--env", "TMPDIR=/tmp", "--env", "PYTHONHASHSEED=0",
-                   "--env", "PYTHONDONTWRITEBYTECODE=1",
-                   "-m", "test", "--pgo", "--tempdir", "/tmp/regrtest"]
+    with scratch("terrarium-pgo-") as scratch_dir:
+        command = terrarium_command(args.terrarium, lib_test, scratch_dir, ["--pgo"])
         say("training run: CPython's PGO test set under the instrumented guest (~1 min)")
         start = time.monotonic()
         with open(args.log, "w") as log:
             status = subprocess.call(command, stdin=subprocess.DEVNULL, stdout=log,
                                      stderr=subprocess.STDOUT, timeout=args.timeout)
-        if status not in ACCEPTED_STATUS:
-            sys.exit("guest_profile.py: training run exited with status %d; see %s"
-                     % (status, args.log))
-        say("training run done in %.0f s (log: %s)" % (time.monotonic() - start, args.log))
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    if status not in ACCEPTED_STATUS:
+        sys.exit("guest_profile.py: training run exited with status %d; see %s"
+                 % (status, args.log))
+    say("training run done in %.0f s (log: %s)" % (time.monotonic() - start, args.log))
     found = profiles_in(args.instrumented_objects)
     if len(found) < args.units:
         sys.exit("guest_profile.py: expected %d profiles in %s after training, found %d"

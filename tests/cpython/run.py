@@ -22,16 +22,16 @@ import argparse
 import concurrent.futures
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-GUEST_TEST = "/usr/local/lib/python3.11/test"
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+from regrtest_sandbox import GUEST_TEST, REGRTEST, env_options, scratch, terrarium_command  # noqa: E402
+
 GUEST_STDLIB = "/usr/local/lib/python3.11"
 
 
@@ -54,24 +54,14 @@ def all_modules(build):
 
 def command(host, build, module, tmp):
     lib_test = os.path.join(source_dir(build), "Lib", "test")
-    # --tempdir: regrtest would os.makedirs(gettempdir()), which stats "/";
-    # Node's WASI has no "/" (only the preopens), so name a directory below /tmp.
-    args = ["-m", "test", "--tempdir", "/tmp/regrtest", "-v", module]
-    env = {"TMPDIR": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}
     if host == "terrarium":
-        cmd = [os.path.join(build, "terrarium"), "run", "--dir", f"{tmp}/root::/",
-               "--dir", f"{lib_test}::{GUEST_TEST}:ro", "--dir", f"{tmp}/tmp::/tmp"]
-        for k, v in env.items():
-            cmd += ["--env", f"{k}={v}"]
-        return cmd + args
-    cmd = ["node", "--no-warnings", os.path.join(HERE, "node_runner.mjs"),
-           "--wasm", os.path.join(build, "guest", "python.wasm"),
-           "--dir", f"{tmp}/root::/",
-           "--dir", f"{os.path.join(build, 'guest', 'stdlib')}::{GUEST_STDLIB}",
-           "--dir", f"{lib_test}::{GUEST_TEST}", "--dir", f"{tmp}/tmp::/tmp"]
-    for k, v in env.items():
-        cmd += ["--env", f"{k}={v}"]
-    return cmd + ["--"] + args
+        return terrarium_command(os.path.join(build, "terrarium"), lib_test, tmp, ["-v", module])
+    return (["node", "--no-warnings", os.path.join(HERE, "node_runner.mjs"),
+             "--wasm", os.path.join(build, "guest", "python.wasm"),
+             "--dir", f"{tmp}/root::/",
+             "--dir", f"{os.path.join(build, 'guest', 'stdlib')}::{GUEST_STDLIB}",
+             "--dir", f"{lib_test}::{GUEST_TEST}", "--dir", f"{tmp}/tmp::/tmp"]
+            + env_options() + ["--"] + REGRTEST + ["-v", module])
 
 
 def reason_for(status, text):
@@ -106,14 +96,8 @@ def reason_for(status, text):
 
 def run_one(host, build, module, timeout, logdir):
     # A fresh, empty, writable "/" and /tmp per run, the same on both hosts.
-    # Without a "/" mount, "/" does not exist in the guest: regrtest chdir()s
-    # back to the initial cwd "/" when done and fails, and paths outside every
-    # mount give ENOTCAPABLE (PermissionError) where tests expect ENOENT.
-    tmp = tempfile.mkdtemp(prefix=f"terrarium-cpython-{host}-")
-    os.mkdir(os.path.join(tmp, "root"))
-    os.mkdir(os.path.join(tmp, "tmp"))
     start = time.monotonic()
-    try:
+    with scratch(f"terrarium-cpython-{host}-") as tmp:
         for attempt in range(5):  # the binary may be being relinked right now
             try:
                 proc = subprocess.Popen(command(host, build, module, tmp), stdin=subprocess.DEVNULL,
@@ -131,8 +115,6 @@ def run_one(host, build, module, timeout, logdir):
             os.killpg(proc.pid, signal.SIGKILL)
             out, _ = proc.communicate()
             status = None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     elapsed = time.monotonic() - start
     text = out.decode("utf-8", "replace")
     if logdir:

@@ -20,7 +20,7 @@ FAKE_TERRARIUM = r'''#!/usr/bin/env python3
 import os, sys
 args = sys.argv[1:]
 assert args[0] == "run", args
-assert args[-5:] == ["-m", "test", "--pgo", "--tempdir", "/tmp/regrtest"], args
+assert args[-5:] == ["-m", "test", "--tempdir", "/tmp/regrtest", "--pgo"], args
 mounts = [args[i + 1] for i, a in enumerate(args) if a == "--dir"]
 assert any(m.endswith("/Lib/test::/usr/local/lib/python3.11/test:ro") for m in mounts), mounts
 for unit in range(int(os.environ["FAKE_UNITS"])):
