@@ -85,6 +85,25 @@ CALL_INDIRECT_OWN = [
     "       TRAP(CALL_INDIRECT),                                               \\",
     "   ((t)table.data[x].func)(__VA_ARGS__))",
 ]
+CALL_INDIRECT_STATIC = [
+    "/* terrarium (tools/split_wasm2c.py --rewrite indirect): every entry of the",
+    "   table is one of this module's own functions or null, and nothing changes",
+    "   the table after instantiation, so call_indirect reads a constant copy of",
+    "   it (%(table)s_static, built from the elem segment): the bound is a",
+    "   constant, and the type check compares with a constant signature class",
+    "   (equal signatures share a class, as registered func_types do; null",
+    "   entries are class 0 and fail it). */",
+    "#define CALL_INDIRECT(table, t, ft, x, ...)                                  \\",
+    "  (LIKELY((x) < %(size)du &&                                                 \\",
+    "          %(table)s_static[x].type_class == terrarium_type_class[ft]) ||    \\",
+    "       TRAP(CALL_INDIRECT),                                                  \\",
+    "   ((t)%(table)s_static[x].func)(__VA_ARGS__))",
+]
+REGISTER_TYPE = re.compile(r"^  func_types\[(\d+)\] = wasm_rt_register_func_type\((.*)\);$")
+TABLE_ALLOCATE = re.compile(r"^  wasm_rt_allocate_funcref_table\(&instance->(w2c_T[0-9]+), (\d+), (\d+)\);$")
+TABLE_INIT_ARGS = re.compile(r"^  funcref_table_init\(&instance->(w2c_T[0-9]+), ([a-z0-9_]+), (\d+), (\d+)u, (\d+), (\d+), instance, func_types\);$")
+ELEM_ARRAY = re.compile(r"^static const wasm_elem_segment_expr_t ([a-z0-9_]+)\[\] = \{$")
+ELEM_FUNCTION = re.compile(r"^  \{(\d+), \(wasm_rt_function_ptr_t\)&(w2c_[A-Za-z0-9_]+), 0\},$")
 INDIRECT_INSTANCE = re.compile(r"instance->(w2c_T[0-9]+)\.data\[(w2c_[a-z0-9]+)\]\.module_instance")
 ELEM_ENTRY = re.compile(r"^  \{\d+, \(wasm_rt_function_ptr_t\)&w2c_[A-Za-z0-9_]+, (\d+)\},$")
 TABLE_INIT = re.compile(r"^  funcref_table_init\(&instance->(w2c_T[0-9]+), [a-z0-9_]+, \d+, [0-9u]+, [0-9u]+, [0-9u]+, instance, func_types\);$")
@@ -175,6 +194,33 @@ def rewrite_prelude(prelude, rewrites, functions):
     return prelude, notes
 
 
+MASK_LINE = re.compile(r"^ *(w2c_i[0-9]+) = ([0-9]+)u;$")
+MAX_MASKED_TABLE = 4096
+
+
+def masked_index(out, var):
+    """(mask, offset, lines to drop) when the lines just before a br_table
+    compute its index `var` as (x & mask) + offset with constants, mask one
+    less than a power of two (clang's `switch (op & 255)` with its first case
+    above 0 arrives so). None otherwise. The temporary that held the
+    constants is dead after the br_table: it is above the index on the wasm
+    stack, and a br_table consumes the stack."""
+    def constant_op(k, op):
+        if len(out) < k + 2:
+            return None
+        load, apply = MASK_LINE.match(out[-k - 2]), out[-k - 1].strip()
+        if load and apply == "%s %s= %s;" % (var, op, load.group(1)) and load.group(1) != var:
+            return int(load.group(2))
+        return None
+    offset = constant_op(0, "+")
+    mask = constant_op(2, "&") if offset is not None else constant_op(0, "&")
+    if mask is None or mask & (mask + 1) or mask + 1 > MAX_MASKED_TABLE:
+        return None
+    if offset is None:
+        return mask, 0, 0
+    return mask, offset, 2
+
+
 def thread_dispatch(text):
     """Turns each large br_table `switch` of gotos into a computed goto.
 
@@ -206,13 +252,27 @@ def thread_dispatch(text):
                     closing.strip() == "}" and len(closing) - len(closing.lstrip()) == len(m.group(1))):
                 indent, var = m.group(1), m.group(2)
                 table = "w2c_dispatch%d" % count
-                out.append(indent + "{")
-                # One more entry, the default: the index is clamped (a
-                # cmov, no branch) so the jump stays alone in its block.
+                labels = targets + [d.group(1)]
                 n = len(targets)
-                out.append(indent + "  static const void* const %s[%d] = {%s};"
-                           % (table, n + 1, ", ".join("&&" + t for t in targets + [d.group(1)])))
-                out.append(indent + "  goto *%s[%s < %du ? %s : %du];" % (table, var, n, var, n))
+                masked = masked_index(out, var)
+                if masked:
+                    del out[len(out) - masked[2]:]
+                out.append(indent + "{")
+                if masked:
+                    # The index is (x & mask) + offset: index the table by
+                    # x & mask instead, entry v holding the label that
+                    # (v + offset) chose. No add, no clamp: x & mask is in range.
+                    mask, offset = masked[:2]
+                    entries = [labels[min((v + offset) & 0xFFFFFFFF, n)] for v in range(mask + 1)]
+                    out.append(indent + "  static const void* const %s[%d] = {%s};"
+                               % (table, mask + 1, ", ".join("&&" + t for t in entries)))
+                    out.append(indent + "  goto *%s[%s];" % (table, var))
+                else:
+                    # One more entry, the default: the index is clamped (a
+                    # cmov, no branch) so the jump stays alone in its block.
+                    out.append(indent + "  static const void* const %s[%d] = {%s};"
+                               % (table, n + 1, ", ".join("&&" + t for t in labels)))
+                    out.append(indent + "  goto *%s[%s < %du ? %s : %du];" % (table, var, n, var, n))
                 out.append(indent + "}")
                 count += 1
                 i = j + 2
@@ -222,7 +282,7 @@ def thread_dispatch(text):
     return "\n".join(out), count
 
 
-def own_table_calls(prelude, functions, main_items):
+def own_table_calls(prelude, functions, main_items, declarations_out):
     """The `indirect` rewrite: call_indirect without the instance lookup.
 
     Applied only when it provably changes nothing: one funcref table, filled
@@ -270,8 +330,88 @@ def own_table_calls(prelude, functions, main_items):
             return skip("%s uses a table other than through CALL_INDIRECT" % name)
         calls += count
         rewritten.append((name, new))
-    prelude = prelude[:start] + CALL_INDIRECT_OWN + prelude[start + len(CALL_INDIRECT_DEF):]
-    return prelude, rewritten, "indirect: %d call_indirect(s) on %s: caller's instance, bounds + type check (%d own elem entries)" % (calls, table, entries)
+    static = static_table(table, main_items)
+    if isinstance(static, str):
+        prelude = prelude[:start] + CALL_INDIRECT_OWN + prelude[start + len(CALL_INDIRECT_DEF):]
+        how = "bounds + type check on the instance's table (no constant copy: %s)" % static
+    else:
+        size, declarations, definition = static
+        macro = [line % {"table": table, "size": size} for line in CALL_INDIRECT_STATIC]
+        prelude = prelude[:start] + macro + prelude[start + len(CALL_INDIRECT_DEF):]
+        declarations_out.extend(declarations)
+        main_items.extend(definition)
+        how = "bounds + type check on a constant copy of the table (%d entries)" % size
+    return prelude, rewritten, "indirect: %d call_indirect(s) on %s: caller's instance, %s (%d own elem entries)" % (calls, table, how, entries)
+
+
+def static_table(table, main_items):
+    """A constant copy of `table` for CALL_INDIRECT: (size, declarations for
+    the shared header, definition for the main unit), or the reason there is
+    none. Needs what own_table_calls has checked (own functions only, no
+    table changes) and a table filled by one elem segment at a constant
+    offset, with every func type a plain registered signature."""
+    signatures = {}
+    allocations = []
+    inits = []
+    arrays = {}
+    current = None
+    for line in main_items:
+        if current is not None:
+            if line == "};":
+                current = None
+                continue
+            m = ELEM_FUNCTION.match(line)
+            if not m:
+                return "unexpected elem segment entry: " + line.strip()
+            arrays[current].append((int(m.group(1)), m.group(2)))
+            continue
+        m = ELEM_ARRAY.match(line)
+        if m:
+            current = m.group(1)
+            arrays[current] = []
+            continue
+        m = REGISTER_TYPE.match(line)
+        if m:
+            signatures[int(m.group(1))] = m.group(2).replace(" ", "")
+            continue
+        if "wasm_rt_register_func_type" in line:
+            return "unexpected func type registration: " + line.strip()
+        m = TABLE_ALLOCATE.match(line)
+        if m:
+            allocations.append(m)
+            continue
+        if "funcref_table_init(" in line:
+            m = TABLE_INIT_ARGS.match(line)
+            if not m:
+                return "table filled at a non-constant offset"
+            inits.append(m)
+    if len(allocations) != 1 or allocations[0].group(1) != table:
+        return "expected one allocation of " + table
+    if len(inits) != 1 or len(arrays) != 1:
+        return "expected one elem segment, found %d and %d initialisation(s)" % (len(arrays), len(inits))
+    if sorted(signatures) != list(range(len(signatures))):
+        return "func types not numbered 0..n-1"
+    size = int(allocations[0].group(2))
+    name, count, dest, src, n = inits[0].group(2), int(inits[0].group(3)), int(inits[0].group(4)), int(inits[0].group(5)), int(inits[0].group(6))
+    entries = arrays.get(name)
+    if entries is None or len(entries) != count or src != 0 or n != count or dest + n > size:
+        return "elem segment %s does not fill the table as expected" % name
+    classes = {}
+    type_class = []
+    for index in range(len(signatures)):
+        type_class.append(classes.setdefault(signatures[index], len(classes) + 1))
+    if any(type_index >= len(type_class) for type_index, _ in entries):
+        return "elem entry with an unknown func type"
+    declarations = [
+        "typedef struct { u32 type_class; wasm_rt_function_ptr_t func; } terrarium_table_entry_t;",
+        "extern const terrarium_table_entry_t %s_static[%d];" % (table, size),
+        "static const u32 terrarium_type_class[%d] = {%s};" % (len(type_class), ", ".join(map(str, type_class))),
+    ]
+    definition = ["const terrarium_table_entry_t %s_static[%d] = {" % (table, size)]
+    definition += ["  [%d] = {%d, (wasm_rt_function_ptr_t)&%s}," % (dest + k, type_class[type_index], function)
+                   for k, (type_index, function) in enumerate(entries)]
+    definition.append("};")
+    return size, declarations, definition
 
 
 def fail(message):
@@ -351,7 +491,7 @@ def split(source, header_name, parts, rewrites=()):
 
     prelude, notes = rewrite_prelude(prelude, rewrites, functions)
     if "indirect" in rewrites:
-        prelude, functions, note = own_table_calls(prelude, functions, main_items)
+        prelude, functions, note = own_table_calls(prelude, functions, main_items, declarations)
         notes.append(note)
     if "threaded" in rewrites:
         converted = 0

@@ -129,10 +129,16 @@ TEST(Engine, EachTrapKind) {
   EXPECT_EQ(sum, 42u);
   EXPECT_EQ(run(instance, [&] { Z_trapsZ_call_binary(instance.get(), 1); }).kind,
             TrapKind::kIndirectCallMismatch);  // wrong type
-  EXPECT_EQ(run(instance, [&] { Z_trapsZ_call_binary(instance.get(), 2); }).kind,
+  EXPECT_TRUE(run(instance, [&] { sum = Z_trapsZ_call_binary(instance.get(), 2); }).ok());
+  EXPECT_EQ(sum, static_cast<u32>(-2));  // another type index, the same signature
+  EXPECT_EQ(run(instance, [&] { Z_trapsZ_call_binary(instance.get(), 3); }).kind,
             TrapKind::kIndirectCallMismatch);  // null entry
+  EXPECT_EQ(run(instance, [&] { Z_trapsZ_call_binary(instance.get(), 4); }).kind,
+            TrapKind::kIndirectCallMismatch);  // just past the table
   EXPECT_EQ(run(instance, [&] { Z_trapsZ_call_binary(instance.get(), 100); }).kind,
-            TrapKind::kIndirectCallMismatch);  // past the table
+            TrapKind::kIndirectCallMismatch);  // far past the table
+  EXPECT_EQ(run(instance, [&] { Z_trapsZ_call_binary(instance.get(), 0xFFFFFFFFu); }).kind,
+            TrapKind::kIndirectCallMismatch);
 }
 
 TEST(Engine, DeepRecursionIsATrapNotACrash) {

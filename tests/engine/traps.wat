@@ -6,9 +6,13 @@
   (table 4 funcref)
   (type $binary (func (param i32 i32) (result i32)))
   (type $unary (func (param i32) (result i32)))
-  (elem (i32.const 0) $add $negate)
+  ;; The same signature as $binary under another type index: call_indirect
+  ;; compares signatures, so $subtract is callable as a $binary.
+  (type $binary_again (func (param i32 i32) (result i32)))
+  (elem (i32.const 0) $add $negate $subtract)
   (func $add (type $binary) local.get 0 local.get 1 i32.add)
   (func $negate (type $unary) i32.const 0 local.get 0 i32.sub)
+  (func $subtract (type $binary_again) local.get 0 local.get 1 i32.sub)
   (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add)
   (func (export "load") (param i32) (result i32) local.get 0 i32.load)
   (func (export "store") (param i32 i32) local.get 0 local.get 1 i32.store)

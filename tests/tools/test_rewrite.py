@@ -112,18 +112,109 @@ class Rewrite(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertNotIn("%gs", disassemble(obj)["w2c_load"])
 
+    def dispatch_function(self, index_lines, cases):
+        """A wasm2c-shaped function whose br_table picks one of `cases`
+        labels (plus a default) from an index computed by `index_lines`."""
+        lines = ["typedef unsigned int u32;", "u32 pick(u32 w2c_p0) {",
+                 "  u32 w2c_i0, w2c_i1;", "  w2c_i0 = w2c_p0;"]
+        lines += ["  " + l for l in index_lines]
+        lines.append("  switch (w2c_i0) {")
+        lines += ["    case %d: goto w2c_B%d;" % (k, k) for k in range(cases)]
+        lines += ["    default: goto w2c_Bdefault;", "  }"]
+        for k in range(cases):
+            lines += ["  w2c_B%d:;" % k, "  return %du;" % (k * 7 + 3)]
+        lines += ["  w2c_Bdefault:;", "  return 1u;", "}"]
+        return "\n".join(lines)
+
+    def run_dispatch(self, name, text, inputs):
+        source = os.path.join(self.dir, name + ".c")
+        with open(source, "w") as f:
+            f.write(text + "\n#include <stdio.h>\nint main(void) {\n")
+            for x in inputs:
+                f.write("  printf(\"%%u\\n\", pick(%du));\n" % x)
+            f.write("  return 0;\n}\n")
+        r = run([CC, "-O2", "-w", source, "-o", source + ".exe"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return run([source + ".exe"]).stdout
+
+    def test_threaded_dispatch_picks_the_same_labels(self):
+        sys.path.insert(0, os.path.dirname(SPLIT))
+        import split_wasm2c
+        inputs = list(range(0, 600)) + [0xFFFFFFFF, 0xFFFFFF00, 0x80000001, 65535, 65536]
+        shapes = {
+            # clang's opcode switch: (op & 255) - 1, the default past the cases
+            "masked_offset": (["w2c_i1 = 255u;", "w2c_i0 &= w2c_i1;",
+                               "w2c_i1 = 4294967295u;", "w2c_i0 += w2c_i1;"], 200, True),
+            "masked_positive_offset": (["w2c_i1 = 127u;", "w2c_i0 &= w2c_i1;",
+                                        "w2c_i1 = 3u;", "w2c_i0 += w2c_i1;"], 100, True),
+            "masked": (["w2c_i1 = 255u;", "w2c_i0 &= w2c_i1;"], 70, True),
+            "mask_smaller_than_table": (["w2c_i1 = 63u;", "w2c_i0 &= w2c_i1;"], 100, True),
+            # not a power-of-two mask, or an unmasked index: the clamped table
+            "not_a_mask": (["w2c_i1 = 200u;", "w2c_i0 &= w2c_i1;"], 70, False),
+            "unmasked": (["w2c_i1 = 5u;", "w2c_i0 += w2c_i1;"], 70, False),
+            "shifted": (["w2c_i1 = 255u;", "w2c_i0 &= w2c_i1;",
+                         "w2c_i1 = 1u;", "w2c_i0 <<= (w2c_i1 & 31);"], 70, False),
+        }
+        for name, (index_lines, cases, folded) in shapes.items():
+            with self.subTest(name):
+                original = self.dispatch_function(index_lines, cases)
+                threaded, count = split_wasm2c.thread_dispatch(original)
+                self.assertEqual(count, 1)
+                self.assertNotIn("switch", threaded)
+                clamped = "w2c_i0 < %du ?" % cases in threaded
+                self.assertEqual(not clamped, folded, threaded[-2000:])
+                if folded:
+                    self.assertNotIn("w2c_i0 += w2c_i1;", threaded)
+                expected = self.run_dispatch(name + "_switch", original, inputs)
+                self.assertEqual(len(expected.split()), len(inputs))
+                self.assertEqual(self.run_dispatch(name + "_threaded", threaded, inputs), expected)
+
     def test_indirect_passes_the_callers_instance(self):
         out, log = self.split("nobarrier,gs,indirect")
         self.assertIn("indirect: 1 call_indirect(s) on w2c_T0", log)
+        self.assertIn("constant copy of the table (4 entries)", log)
         text = open(os.path.join(out, "traps_wasm_shared.h")).read()
-        self.assertIn("table.data[x].func_type == func_types[ft]) ||", text)
-        self.assertNotIn("table.data[x].func &&", text)
+        self.assertIn("(x) < 4u &&", text)
+        self.assertIn("w2c_T0_static[x].type_class == terrarium_type_class[ft]) ||", text)
+        self.assertNotIn("table.data[x]", text)
+        # $binary and $binary_again share a class; $unary has its own.
+        classes = re.search(r"terrarium_type_class\[\d+\] = \{([0-9, ]+)\}", text).group(1).split(", ")
+        with open(os.path.join(out, "traps_wasm_0.c")) as f:
+            main = f.read()
+        elem = re.search(r"elem_segment_exprs_w2c_e0\[\] = \{\n(.*?)\n\};", main, re.S).group(1)
+        functions = re.findall(r"&(w2c_\w+), 0\}", elem)
+        entries = re.findall(r"\[(\d+)\] = \{(\d+), \(wasm_rt_function_ptr_t\)&(w2c_\w+)\}", main)
+        self.assertEqual(len(functions), 3)
+        self.assertEqual([(int(k), f) for k, _, f in entries], list(enumerate(functions)))
+        self.assertEqual(entries[0][1], entries[2][1])
+        self.assertNotEqual(entries[0][1], entries[1][1])
+        self.assertNotIn("0", classes)
         unit = os.path.join(out, "traps_wasm_1.c")
         body = open(unit).read()
         self.assertNotIn(".module_instance", body)
         self.assertIn("CALL_INDIRECT(instance->w2c_T0,", body)
         r, obj = self.compile(unit)
         self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_indirect_without_a_constant_table_keeps_the_instance_table(self):
+        # An elem segment that does not become the table as a whole (here:
+        # only part of it copied): call_indirect keeps reading the
+        # instance's table, still without the instance lookup.
+        source = os.path.join(self.dir, "offset.c")
+        with open(SOURCE) as f:
+            text = f.read()
+        changed = re.sub(r"(funcref_table_init\(&instance->w2c_T0, \w+, 3, 0u, 0, )3,", r"\g<1>2,", text)
+        self.assertNotEqual(changed, text)
+        with open(source, "w") as f:
+            f.write(changed)
+        out = os.path.join(self.dir, "offset")
+        r = run([sys.executable, SPLIT, "--rewrite", "indirect", source, HEADER, out, "1"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("no constant copy: elem segment elem_segment_exprs_w2c_e0 does not fill the table as expected", r.stderr)
+        with open(os.path.join(out, "offset_shared.h")) as f:
+            shared = f.read()
+        self.assertIn("table.data[x].func_type == func_types[ft]) ||", shared)
+        self.assertNotIn("_static", shared)
 
     def test_indirect_is_skipped_for_foreign_table_entries(self):
         # An elem entry with a non-zero module offset (another instance's
