@@ -221,6 +221,47 @@ def masked_index(out, var):
     return mask, offset, 2
 
 
+LOOP_LABEL = re.compile(r"^ *w2c_L[0-9]+: ?$")
+TEMP_FROM = re.compile(r"^ *(w2c_i[0-9]+) = (w2c_[lp][0-9]+|[0-9]+u);$")
+LOCAL_FROM_TEMP = re.compile(r"^ *(w2c_[lp][0-9]+) = (w2c_i[0-9]+);$")
+TEMP_OP = re.compile(r"^ *(w2c_i[0-9]+) (?:[-+*&|^]|<<|>>)= (w2c_i[0-9]+);$")
+
+
+def loop_header(out, var):
+    """(start, copies) when the lines just before a br_table are a loop's
+    whole header: a loop label, then copies `local = local or constant` (each
+    through a temporary), then the index computation, temporaries only.
+    `start` is the index in `out` of the first copy. None otherwise."""
+    k = len(out)
+    reads = set()
+    while k and (TEMP_FROM.match(out[k - 1]) or TEMP_OP.match(out[k - 1])):
+        m = TEMP_FROM.match(out[k - 1])
+        if m and not m.group(2).endswith("u"):
+            reads.add(m.group(2))
+        k -= 1
+    if k == len(out) or not TEMP_FROM.match(out[k]) or TEMP_FROM.match(out[k]).group(1) != var:
+        return None
+    written = set()
+    for line in out[k:]:
+        m = TEMP_FROM.match(line) or TEMP_OP.match(line)
+        if TEMP_OP.match(line) and not {m.group(1), m.group(2)} <= written:
+            return None  # the index reads a temporary set before it
+        written.add(m.group(1))
+    index_start = k
+    copies = []
+    while k >= 2 and LOCAL_FROM_TEMP.match(out[k - 1]) and TEMP_FROM.match(out[k - 2]):
+        target = LOCAL_FROM_TEMP.match(out[k - 1])
+        if TEMP_FROM.match(out[k - 2]).group(1) != target.group(2):
+            return None
+        copies.insert(0, target.group(1))
+        k -= 2
+    if not copies or not k or not LOOP_LABEL.match(out[k - 1]):
+        return None
+    if reads & set(copies):
+        return None  # the index reads a local the header sets: keep the order
+    return k, index_start
+
+
 def thread_dispatch(text):
     """Turns each large br_table `switch` of gotos into a computed goto.
 
@@ -230,6 +271,14 @@ def thread_dispatch(text):
     ends by jumping to the dispatch: one indirect jump per opcode, each with
     its own branch-predictor history, like native CPython's computed gotos.
     Same semantics: an index past the cases takes the default label.
+
+    When the switch ends a loop header that first copies locals (clang's
+    `l5 = l9; l7 = 2` before its opcode switch), the copies move behind the
+    jump, into one small block per target that then jumps to it: each
+    handler gets them on its own path, so gcc deletes the ones a handler
+    never reads instead of doing them (and holding registers) on every
+    dispatch. The index does not read the copied locals (checked), and the
+    temporaries are dead after a br_table, so the order does not matter.
     """
     lines = text.split("\n")
     out = []
@@ -257,6 +306,11 @@ def thread_dispatch(text):
                 masked = masked_index(out, var)
                 if masked:
                     del out[len(out) - masked[2]:]
+                header = loop_header(out, var)
+                sunk = []
+                if header:
+                    sunk = [line.strip() for line in out[header[0]:header[1]]]
+                    del out[header[0]:header[1]]
                 out.append(indent + "{")
                 if masked:
                     # The index is (x & mask) + offset: index the table by
@@ -264,15 +318,21 @@ def thread_dispatch(text):
                     # (v + offset) chose. No add, no clamp: x & mask is in range.
                     mask, offset = masked[:2]
                     entries = [labels[min((v + offset) & 0xFFFFFFFF, n)] for v in range(mask + 1)]
-                    out.append(indent + "  static const void* const %s[%d] = {%s};"
-                               % (table, mask + 1, ", ".join("&&" + t for t in entries)))
-                    out.append(indent + "  goto *%s[%s];" % (table, var))
+                    index = var
                 else:
                     # One more entry, the default: the index is clamped (a
                     # cmov, no branch) so the jump stays alone in its block.
-                    out.append(indent + "  static const void* const %s[%d] = {%s};"
-                               % (table, n + 1, ", ".join("&&" + t for t in labels)))
-                    out.append(indent + "  goto *%s[%s < %du ? %s : %du];" % (table, var, n, var, n))
+                    entries = labels
+                    index = "%s < %du ? %s : %du" % (var, n, var, n)
+                trampoline = {}
+                if sunk:
+                    for label in entries:
+                        trampoline.setdefault(label, "%s_%s" % (table, label))
+                out.append(indent + "  static const void* const %s[%d] = {%s};"
+                           % (table, len(entries), ", ".join("&&" + trampoline.get(t, t) for t in entries)))
+                out.append(indent + "  goto *%s[%s];" % (table, index))
+                for label, name in trampoline.items():
+                    out.append(indent + "  %s: %s goto %s;" % (name, " ".join(sunk), label))
                 out.append(indent + "}")
                 count += 1
                 i = j + 2

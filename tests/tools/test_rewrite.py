@@ -169,6 +169,54 @@ class Rewrite(unittest.TestCase):
                 self.assertEqual(len(expected.split()), len(inputs))
                 self.assertEqual(self.run_dispatch(name + "_threaded", threaded, inputs), expected)
 
+    def loop_function(self, header, cases):
+        """A wasm2c-shaped interpreter loop: the header copies locals, then
+        dispatches on the low byte of l1; handlers read the copies, shift
+        l1 and loop, or return a value made of what they saw."""
+        lines = ["typedef unsigned int u32;", "u32 pick(u32 w2c_p0) {",
+                 "  u32 w2c_i0, w2c_i1, w2c_l1 = 0, w2c_l2 = 0, w2c_l3 = 0, w2c_l4 = 0;",
+                 "  w2c_l1 = w2c_p0;", "  w2c_L0: "]
+        lines += ["    " + l for l in header]
+        lines.append("    switch (w2c_i0) {")
+        lines += ["      case %d: goto w2c_B%d;" % (k, k) for k in range(cases)]
+        lines += ["      default: goto w2c_Bdefault;", "    }"]
+        for k in range(cases):
+            lines.append("    w2c_B%d:;" % k)
+            if k % 3 == 0:
+                lines += ["    w2c_l4 += w2c_l2 * %du + w2c_l3;" % (k + 1), "    w2c_l1 >>= 8;",
+                          "    w2c_l3 = w2c_l1 & 3u;", "    if (w2c_l1) goto w2c_L0;"]
+            elif k % 3 == 1:
+                lines += ["    w2c_l2 = w2c_l1 + 5u;", "    w2c_l1 >>= 4;", "    if (w2c_l1) goto w2c_L0;"]
+            lines.append("    return w2c_l4 * 31u + w2c_l3 * 7u + w2c_l2 + %du;" % k)
+        lines += ["    w2c_Bdefault:;", "    return w2c_l4 + w2c_l2;", "}"]
+        return "\n".join(lines)
+
+    def test_threaded_loop_header_copies_sink_into_the_targets(self):
+        sys.path.insert(0, os.path.dirname(SPLIT))
+        import split_wasm2c
+        inputs = list(range(0, 300)) + [0x12345678, 0xFFFFFFFF, 0x80808080, 0x00C0FFEE, 0x03030303, 0x01040700]
+        copies = ["w2c_i0 = w2c_l1;", "w2c_l2 = w2c_i0;", "w2c_i0 = 2u;", "w2c_l3 = w2c_i0;"]
+        shapes = {
+            "copies_then_masked_offset": (copies + ["w2c_i0 = w2c_l1;", "w2c_i1 = 255u;", "w2c_i0 &= w2c_i1;",
+                                                     "w2c_i1 = 4294967295u;", "w2c_i0 += w2c_i1;"], 200, True),
+            "copies_then_plain_index": (copies + ["w2c_i0 = w2c_l1;"], 70, True),
+            # The index reads l3, which the header sets: nothing may move.
+            "index_reads_a_copy": (copies + ["w2c_i0 = w2c_l3;", "w2c_i1 = w2c_l1;", "w2c_i0 += w2c_i1;"], 70, False),
+            # The index reads a temporary the header left: nothing may move.
+            "index_reads_a_header_temp": (copies + ["w2c_i1 = w2c_l1;", "w2c_i0 += w2c_i1;"], 70, False),
+        }
+        for name, (header, cases, sinks) in shapes.items():
+            with self.subTest(name):
+                original = self.loop_function(header, cases)
+                threaded, count = split_wasm2c.thread_dispatch(original)
+                self.assertEqual(count, 1)
+                jump = threaded.index("goto *w2c_dispatch0[")
+                self.assertEqual("w2c_l3 = w2c_i0;" in threaded[:jump], not sinks)
+                self.assertEqual("w2c_dispatch0_w2c_B0: w2c_i0 = w2c_l1; w2c_l2 = w2c_i0;" in threaded, sinks)
+                expected = self.run_dispatch(name + "_switch", original, inputs)
+                self.assertEqual(len(expected.split()), len(inputs))
+                self.assertEqual(self.run_dispatch(name + "_threaded", threaded, inputs), expected)
+
     def test_indirect_passes_the_callers_instance(self):
         out, log = self.split("nobarrier,gs,indirect")
         self.assertIn("indirect: 1 call_indirect(s) on w2c_T0", log)
