@@ -101,12 +101,12 @@ CALL_INDIRECT_STATIC = [
 ]
 REGISTER_TYPE = re.compile(r"^  func_types\[(\d+)\] = wasm_rt_register_func_type\((.*)\);$")
 TABLE_ALLOCATE = re.compile(r"^  wasm_rt_allocate_funcref_table\(&instance->(w2c_T[0-9]+), (\d+), (\d+)\);$")
-TABLE_INIT_ARGS = re.compile(r"^  funcref_table_init\(&instance->(w2c_T[0-9]+), ([a-z0-9_]+), (\d+), (\d+)u, (\d+), (\d+), instance, func_types\);$")
 ELEM_ARRAY = re.compile(r"^static const wasm_elem_segment_expr_t ([a-z0-9_]+)\[\] = \{$")
-ELEM_FUNCTION = re.compile(r"^  \{(\d+), \(wasm_rt_function_ptr_t\)&(w2c_[A-Za-z0-9_]+), 0\},$")
 INDIRECT_INSTANCE = re.compile(r"instance->(w2c_T[0-9]+)\.data\[(w2c_[a-z0-9]+)\]\.module_instance")
-ELEM_ENTRY = re.compile(r"^  \{\d+, \(wasm_rt_function_ptr_t\)&w2c_[A-Za-z0-9_]+, (\d+)\},$")
-TABLE_INIT = re.compile(r"^  funcref_table_init\(&instance->(w2c_T[0-9]+), [a-z0-9_]+, \d+, [0-9u]+, [0-9u]+, [0-9u]+, instance, func_types\);$")
+# An elem segment entry: func type index, function, module offset.
+ELEM_ENTRY = re.compile(r"^  \{(\d+), \(wasm_rt_function_ptr_t\)&(w2c_[A-Za-z0-9_]+), (\d+)\},$")
+# funcref_table_init(table, segment, segment size, dest, src, count, ...)
+TABLE_INIT = re.compile(r"^  funcref_table_init\(&instance->(w2c_T[0-9]+), ([a-z0-9_]+), (\d+), ([0-9u]+), ([0-9u]+), ([0-9u]+), instance, func_types\);$")
 BARRIER = re.compile(r'^ *wasm_asm\(\"\" ::\"r\"\(result\)\); *\\$')
 ACCESSOR = re.compile(r"^DEFINE_(LOAD|STORE)\(([a-z0-9_]+), ([a-z0-9]+), ([a-z0-9]+)(?:, ([a-z0-9]+))?\)$")
 
@@ -228,25 +228,29 @@ TEMP_OP = re.compile(r"^ *(w2c_i[0-9]+) (?:[-+*&|^]|<<|>>)= (w2c_i[0-9]+);$")
 
 
 def loop_header(out, var):
-    """(start, copies) when the lines just before a br_table are a loop's
-    whole header: a loop label, then copies `local = local or constant` (each
-    through a temporary), then the index computation, temporaries only.
-    `start` is the index in `out` of the first copy. None otherwise."""
+    """(copies_start, index_start) when the lines just before a br_table are
+    a loop's whole header: a loop label, then copies `local = local or
+    constant` (each through a temporary), then the index computation,
+    temporaries only. Both are indices into `out`: the first copy, and the
+    first line of the index computation. None otherwise."""
     k = len(out)
-    reads = set()
     while k and (TEMP_FROM.match(out[k - 1]) or TEMP_OP.match(out[k - 1])):
-        m = TEMP_FROM.match(out[k - 1])
-        if m and not m.group(2).endswith("u"):
-            reads.add(m.group(2))
         k -= 1
-    if k == len(out) or not TEMP_FROM.match(out[k]) or TEMP_FROM.match(out[k]).group(1) != var:
+    first = TEMP_FROM.match(out[k]) if k < len(out) else None
+    if not first or first.group(1) != var:
         return None
+    reads = set()
     written = set()
     for line in out[k:]:
-        m = TEMP_FROM.match(line) or TEMP_OP.match(line)
-        if TEMP_OP.match(line) and not {m.group(1), m.group(2)} <= written:
+        load = TEMP_FROM.match(line)
+        if load:
+            if not load.group(2).endswith("u"):
+                reads.add(load.group(2))
+            written.add(load.group(1))
+            continue
+        op = TEMP_OP.match(line)
+        if not {op.group(1), op.group(2)} <= written:
             return None  # the index reads a temporary set before it
-        written.add(m.group(1))
     index_start = k
     copies = []
     while k >= 2 and LOCAL_FROM_TEMP.match(out[k - 1]) and TEMP_FROM.match(out[k - 2]):
@@ -368,7 +372,7 @@ def own_table_calls(prelude, functions, main_items, declarations_out):
             inits += 1
         if "wasm_rt_function_ptr_t" in line and line.startswith("  {"):
             m = ELEM_ENTRY.match(line)
-            if not m or m.group(1) != "0":
+            if not m or m.group(3) != "0":
                 return skip("elem segment entry not an own function: " + line.strip())
             entries += 1
         if "externref_table" in line and "wasm_rt_allocate_externref_table" in line:
@@ -420,8 +424,8 @@ def static_table(table, main_items):
             if line == "};":
                 current = None
                 continue
-            m = ELEM_FUNCTION.match(line)
-            if not m:
+            m = ELEM_ENTRY.match(line)
+            if not m or m.group(3) != "0":
                 return "unexpected elem segment entry: " + line.strip()
             arrays[current].append((int(m.group(1)), m.group(2)))
             continue
@@ -441,8 +445,8 @@ def static_table(table, main_items):
             allocations.append(m)
             continue
         if "funcref_table_init(" in line:
-            m = TABLE_INIT_ARGS.match(line)
-            if not m:
+            m = TABLE_INIT.match(line)
+            if not (m and re.fullmatch(r"\d+u", m.group(4)) and m.group(5).isdigit() and m.group(6).isdigit()):
                 return "table filled at a non-constant offset"
             inits.append(m)
     if len(allocations) != 1 or allocations[0].group(1) != table:
@@ -452,7 +456,7 @@ def static_table(table, main_items):
     if sorted(signatures) != list(range(len(signatures))):
         return "func types not numbered 0..n-1"
     size = int(allocations[0].group(2))
-    name, count, dest, src, n = inits[0].group(2), int(inits[0].group(3)), int(inits[0].group(4)), int(inits[0].group(5)), int(inits[0].group(6))
+    name, count, dest, src, n = inits[0].group(2), int(inits[0].group(3)), int(inits[0].group(4)[:-1]), int(inits[0].group(5)), int(inits[0].group(6))
     entries = arrays.get(name)
     if entries is None or len(entries) != count or src != 0 or n != count or dest + n > size:
         return "elem segment %s does not fill the table as expected" % name

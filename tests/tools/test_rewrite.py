@@ -244,20 +244,26 @@ class Rewrite(unittest.TestCase):
         r, obj = self.compile(unit)
         self.assertEqual(r.returncode, 0, r.stderr)
 
+    def split_changed(self, name, pattern, replacement, count=0):
+        """The test module with one edit (re.sub, which must change it),
+        split with the `indirect` rewrite into NAME/: (out dir, result)."""
+        source = os.path.join(self.dir, name + ".c")
+        with open(SOURCE) as f:
+            text = f.read()
+        changed = re.sub(pattern, replacement, text, count=count)
+        self.assertNotEqual(changed, text)
+        with open(source, "w") as f:
+            f.write(changed)
+        out = os.path.join(self.dir, name)
+        r = run([sys.executable, SPLIT, "--rewrite", "indirect", source, HEADER, out, "1"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return out, r
+
     def test_indirect_without_a_constant_table_keeps_the_instance_table(self):
         # An elem segment that does not become the table as a whole (here:
         # only part of it copied): call_indirect keeps reading the
         # instance's table, still without the instance lookup.
-        source = os.path.join(self.dir, "offset.c")
-        with open(SOURCE) as f:
-            text = f.read()
-        changed = re.sub(r"(funcref_table_init\(&instance->w2c_T0, \w+, 3, 0u, 0, )3,", r"\g<1>2,", text)
-        self.assertNotEqual(changed, text)
-        with open(source, "w") as f:
-            f.write(changed)
-        out = os.path.join(self.dir, "offset")
-        r = run([sys.executable, SPLIT, "--rewrite", "indirect", source, HEADER, out, "1"])
-        self.assertEqual(r.returncode, 0, r.stderr)
+        out, r = self.split_changed("offset", r"(funcref_table_init\(&instance->w2c_T0, \w+, 3, 0u, 0, )3,", r"\g<1>2,")
         self.assertIn("no constant copy: elem segment elem_segment_exprs_w2c_e0 does not fill the table as expected", r.stderr)
         with open(os.path.join(out, "offset_shared.h")) as f:
             shared = f.read()
@@ -267,15 +273,7 @@ class Rewrite(unittest.TestCase):
     def test_indirect_is_skipped_for_foreign_table_entries(self):
         # An elem entry with a non-zero module offset (another instance's
         # function): the rewrite must leave the module alone.
-        source = os.path.join(self.dir, "foreign.c")
-        text = open(SOURCE).read()
-        changed = re.sub(r"(\(wasm_rt_function_ptr_t\)&w2c_[A-Za-z0-9_]+, )0\}", r"\g<1>8}", text, count=1)
-        self.assertNotEqual(changed, text)
-        with open(source, "w") as f:
-            f.write(changed)
-        out = os.path.join(self.dir, "foreign")
-        r = run([sys.executable, SPLIT, "--rewrite", "indirect", source, HEADER, out, "1"])
-        self.assertEqual(r.returncode, 0, r.stderr)
+        out, r = self.split_changed("foreign", r"(\(wasm_rt_function_ptr_t\)&w2c_[A-Za-z0-9_]+, )0\}", r"\g<1>8}", count=1)
         self.assertIn("indirect: not applied", r.stderr)
         self.assertIn(".module_instance", open(os.path.join(out, "foreign_1.c")).read())
 
