@@ -6,7 +6,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-APT_PACKAGES = build-essential cmake ninja-build ccache pkg-config python3 \
+APT_PACKAGES = build-essential patch cmake ninja-build ccache pkg-config python3 \
   clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32 wabt autoconf-archive dpkg-dev \
   nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libzstd-dev \
   libbenchmark-dev hyperfine \

@@ -46,7 +46,11 @@ fi
 # link-python.sh: -flto lets wasm-ld inline across CPython's files, as Debian's
 # native build does. Set by CMake (TERRARIUM_GUEST_CFLAGS).
 guest_cflags=${TERRARIUM_GUEST_CFLAGS-"-flto"}
-key=$( (cat "$0" "$here/build-deps.sh" "$here/sqlite-wasi.h" "$here/config.site-terrarium" "$here/Setup.local"; echo "$guest_cflags") | sha256sum | cut -c1-16)-$(echo "$python_sha256" | cut -c1-8)
+# Terrarium's changes to CPython's sources, applied in name order (see
+# guest/patches/README.md for what each one does and why).
+patches=("$here"/patches/*.patch)
+[ -e "${patches[0]}" ] || patches=()
+key=$( (cat "$0" "$here/build-deps.sh" "$here/sqlite-wasi.h" "$here/config.site-terrarium" "$here/Setup.local" ${patches[@]+"${patches[@]}"}; echo "$guest_cflags") | sha256sum | cut -c1-16)-$(echo "$python_sha256" | cut -c1-8)
 work="$cache/cpython-wasm-$key"
 if [ -f "$work/done" ]; then
   say "cached CPython wasm build found: $work"
@@ -55,6 +59,11 @@ else
   say "building CPython 3.11 for wasm32-wasi in $work (cache key $key)"
   tar -C "$work" -xzf "$cache/src/$python_tarball"
   src="$work/Python-3.11.2"
+  for patch in ${patches[@]+"${patches[@]}"}; do
+    say "applying $(basename "$patch")"
+    patch -d "$src" -p1 --forward --batch --quiet < "$patch" \
+      || die "$(basename "$patch") does not apply to $src (see the .rej files there)"
+  done
 
   # A private sysroot: Debian's wasi-libc lives under /usr/include/wasm32-wasi,
   # and without this clang also searches /usr/include (host headers leak in).

@@ -5,6 +5,7 @@ the sandbox, with Debian's /usr/lib/python3/dist-packages on the path of both
 and stdouts are identical.
 
   compare.py TERRARIUM_BINARY PACKAGE
+  compare.py TERRARIUM_BINARY --script FILE   (any script, no packages mounted)
 
 Exit 77 (ctest: skipped) when the Debian package is not installed.
 """
@@ -21,17 +22,23 @@ MODULE = {}  # package name -> top-level directory in dist-packages, when they d
 
 
 def main():
-    terrarium, package = sys.argv[1], sys.argv[2]
-    script = os.path.join(HERE, f"{package}_test.py")
-    module = MODULE.get(package, package)
-    if not (os.path.isdir(os.path.join(DIST, module)) or os.path.isfile(os.path.join(DIST, module + ".py"))):
-        print(f"SKIP: {DIST}/{module} missing (apt-get install python3-{package}; see make deps)")
-        return 77
-    env = {"PYTHONPATH": DIST, "PYTHONHASHSEED": "0", "PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"}
+    terrarium = sys.argv[1]
+    env = {"PYTHONHASHSEED": "0", "PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"}
+    guest_options = ["--env", "PYTHONHASHSEED=0"]
+    if sys.argv[2] == "--script":
+        script = os.path.abspath(sys.argv[3])
+        package = os.path.basename(script)
+    else:
+        package = sys.argv[2]
+        script = os.path.join(HERE, f"{package}_test.py")
+        module = MODULE.get(package, package)
+        if not (os.path.isdir(os.path.join(DIST, module)) or os.path.isfile(os.path.join(DIST, module + ".py"))):
+            print(f"SKIP: {DIST}/{module} missing (apt-get install python3-{package}; see make deps)")
+            return 77
+        env["PYTHONPATH"] = DIST
+        guest_options += ["--dir", f"{DIST}::/site:ro", "--env", "PYTHONPATH=/site"]
     native = subprocess.run([NATIVE, "-S", script], capture_output=True, env=env, timeout=120)
-    guest = subprocess.run([terrarium, "run", "--dir", f"{DIST}::/site:ro", "--env", "PYTHONPATH=/site",
-                            "--env", "PYTHONHASHSEED=0", "--", script],
-                           capture_output=True, timeout=120)
+    guest = subprocess.run([terrarium, "run"] + guest_options + ["--", script], capture_output=True, timeout=120)
     ok = True
     if native.returncode != 0:
         print(f"native run failed ({native.returncode}):\n{native.stderr.decode()}")
