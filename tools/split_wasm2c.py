@@ -41,7 +41,9 @@ TERRARIUM_W2C_REWRITE; "none" or empty for none), each mechanical and checked:
     when the module's functions touch exactly one memory.
 
   * threaded: large br_table switches (the opcode dispatch) become computed
-    gotos (see thread_dispatch).
+    gotos (see thread_dispatch), and locals live only on paths that an
+    irreducible-control-flow state variable rules out get a dead write that
+    ends their live range (see dead_state_writes).
   * indirect: call_indirect passes the caller's instance instead of loading
     `table.data[x].module_instance`, and checks bounds + type only (a null
     entry has func_type 0, which no registered type has). Applied only when
@@ -346,6 +348,241 @@ def thread_dispatch(text):
     return "\n".join(out), count
 
 
+# The statement forms of wasm2c's function bodies, one per line, as the
+# dead-state analysis below reads them.
+CF_LABEL = re.compile(r"^\s*(w2c_[A-Za-z0-9_]+):;?\s*$")
+CF_TRAMPOLINE = re.compile(r"^\s*(w2c_[A-Za-z0-9_]+): (.*) goto (w2c_[A-Za-z0-9_]+);\s*$")
+CF_GOTO = re.compile(r"^\s*goto (w2c_[A-Za-z0-9_]+);\s*$")
+CF_IF_GOTO = re.compile(r"^\s*if \(.*\) \{goto (w2c_[A-Za-z0-9_]+);\}\s*$")
+CF_IF_OPEN = re.compile(r"^\s*if \(.*\) \{\s*$")
+CF_ELSE = re.compile(r"^\s*\} else \{\s*$")
+CF_CLOSE = re.compile(r"^\s*\}\s*$")
+CF_OPEN = re.compile(r"^\s*\{\s*$")
+CF_SWITCH = re.compile(r"^\s*switch \(.*\) \{\s*$")
+CF_CASE = re.compile(r"^\s*(?:case (\d+)|default): goto (w2c_[A-Za-z0-9_]+);\s*$")
+CF_TABLE = re.compile(r"^\s*static const void\* const (w2c_[A-Za-z0-9_]+)\[\d+\] = \{(.*)\};\s*$")
+CF_COMPUTED = re.compile(r"^\s*goto \*(w2c_[A-Za-z0-9_]+)\[.*\];\s*$")
+CF_STOP = re.compile(r"^\s*(return\b.*|UNREACHABLE;|TRAP\(.*\);)\s*$")
+ANY_LOCAL = re.compile(r"\bw2c_([lp][0-9]+)\b")
+READ_LOCAL = re.compile(r"^\s*w2c_[ijfd][0-9]+ = w2c_([lp][0-9]+);$")
+WRITE_LOCAL = re.compile(r"^\s*w2c_([lp][0-9]+) = w2c_([ijfd][0-9]+);$")
+CONST_TEMP = re.compile(r"^\s*w2c_(i[0-9]+) = ([0-9]+)u;$")
+
+
+def control_flow(lines, first):
+    """Successors of each line of a function (lines[first:-1] are the body),
+    and the case tables of its switches: ({line: [lines]}, {line: ({value:
+    line}, default line)}). None for a construct this reader does not know."""
+    labels = {}
+    for k, line in enumerate(lines):
+        m = CF_LABEL.match(line) or CF_TRAMPOLINE.match(line)
+        if m:
+            labels[m.group(1)] = k
+    open_at, ends = [], {}
+    for k in range(first, len(lines) - 1):
+        line = lines[k]
+        if CF_IF_OPEN.match(line) or CF_SWITCH.match(line) or CF_OPEN.match(line):
+            open_at.append(k)
+        elif CF_ELSE.match(line) or CF_CLOSE.match(line):
+            if not open_at:
+                return None
+            ends.setdefault(open_at[-1], []).append(k)
+            if CF_CLOSE.match(line):
+                open_at.pop()
+    if open_at:
+        return None
+    else_of, close_of = {}, {}
+    for opener, where in ends.items():
+        close_of[opener] = where[-1]
+        if len(where) == 2:
+            else_of[opener] = where[0]
+            close_of[where[0]] = where[-1]
+    succ, cases, tables = {}, {}, {}
+    try:
+        for k in range(first, len(lines) - 1):
+            line = lines[k]
+            if CF_TRAMPOLINE.match(line):
+                succ[k] = [labels[CF_TRAMPOLINE.match(line).group(3)]]
+            elif CF_LABEL.match(line) or CF_OPEN.match(line) or CF_CLOSE.match(line):
+                succ[k] = [k + 1]
+            elif CF_GOTO.match(line):
+                succ[k] = [labels[CF_GOTO.match(line).group(1)]]
+            elif CF_IF_GOTO.match(line):
+                succ[k] = [labels[CF_IF_GOTO.match(line).group(1)], k + 1]
+            elif CF_IF_OPEN.match(line):
+                succ[k] = [k + 1, else_of[k] + 1 if k in else_of else close_of[k]]
+            elif CF_ELSE.match(line):
+                succ[k] = [close_of[k]]
+            elif CF_SWITCH.match(line):
+                table, default, j = {}, None, k + 1
+                while CF_CASE.match(lines[j]):
+                    m = CF_CASE.match(lines[j])
+                    if m.group(1) is None:
+                        default = labels[m.group(2)]
+                    else:
+                        table[int(m.group(1))] = labels[m.group(2)]
+                    j += 1
+                if default is None:
+                    return None
+                succ[k] = sorted(set(table.values()) | {default})
+                cases[k] = (table, default)
+            elif CF_CASE.match(line):
+                succ[k] = [labels[CF_CASE.match(line).group(2)]]
+            elif CF_TABLE.match(line):
+                m = CF_TABLE.match(line)
+                tables[m.group(1)] = [labels[x.strip()[2:]] for x in m.group(2).split(",")]
+                succ[k] = [k + 1]
+            elif CF_COMPUTED.match(line):
+                succ[k] = sorted(set(tables[CF_COMPUTED.match(line).group(1)]))
+            elif CF_STOP.match(line):
+                succ[k] = []
+            elif "goto" in line or "{" in line or "}" in line or re.match(r"^\s*w2c_\w+:", line):
+                return None
+            else:
+                succ[k] = [k + 1]
+    except KeyError:
+        return None
+    last = len(lines) - 1
+    return {k: [t for t in v if t < last] for k, v in succ.items()}, cases
+
+
+def liveness(nodes, successors, uses, defs):
+    """Locals live on entry to each node (bitsets), by backward iteration."""
+    live_in = dict.fromkeys(nodes, 0)
+    preds = {x: [] for x in nodes}
+    for x in nodes:
+        for y in successors(x):
+            preds[y].append(x)
+    work = list(nodes)
+    while work:
+        x = work.pop()
+        out = 0
+        for y in successors(x):
+            out |= live_in[y]
+        new = uses(x) | (out & ~defs(x))
+        if new != live_in[x]:
+            live_in[x] = new
+            work.extend(preds[x])
+    return live_in
+
+
+def dead_state_writes(text):
+    """Adds `local = 0;` where a local is live only on paths the state
+    variable of an irreducible-control-flow dispatcher rules out.
+
+    LLVM makes irreducible control flow reducible with a state variable: a
+    loop header `L: i0 = lS; switch (i0) {...}`, entered after `lS = C`. gcc's
+    liveness is path-insensitive, so a local read after one case is also
+    live wherever some other state enters the header. In CPython's eval loop
+    that kept `opcode` live through the error handler's calls, so it was
+    given a stack slot, stored and reloaded on every dispatch. Liveness on
+    the product of the flow graph and the state's known value drops the
+    switch edges a known state cannot take. After each `lS = C`, the locals
+    live in the plain graph but dead on every path that can run get an
+    explicit dead write, which ends their live range for gcc. The write is
+    never read, so behaviour is unchanged. Returns (text, writes added);
+    functions with a statement form the analysis does not model are left
+    as they are."""
+    if "switch (w2c_i0) {" not in text:
+        return text, 0
+    lines = text.split("\n")
+    first = next((k + 1 for k, line in enumerate(lines) if line.strip() == "FUNC_PROLOGUE;"), None)
+    if first is None:
+        return text, 0
+    machines = []
+    for k in range(first, len(lines) - 3):
+        if (CF_LABEL.match(lines[k]) and lines[k + 2].strip() == "switch (w2c_i0) {"):
+            m = READ_LOCAL.match(lines[k + 1])
+            if m and lines[k + 1].strip().startswith("w2c_i0 ="):
+                machines.append((k + 2, m.group(1)))
+    if not machines:
+        return text, 0
+    flow = control_flow(lines, first)
+    if flow is None:
+        return text, 0
+    succ, cases = flow
+    names = sorted(set(ANY_LOCAL.findall(text)))
+    bit = {name: 1 << i for i, name in enumerate(names)}
+    uses, defs = {}, {}
+    for k in succ:
+        line = lines[k]
+        m = CF_TRAMPOLINE.match(line)
+        statements = [s.strip() + ";" for s in m.group(2).split(";") if s.strip()] if m else [line]
+        u = d = 0
+        for statement in statements:
+            if not ANY_LOCAL.search(statement):
+                continue
+            r, w = READ_LOCAL.match(statement), WRITE_LOCAL.match(statement)
+            if r:
+                u |= bit[r.group(1)] & ~d
+            elif w:
+                d |= bit[w.group(1)]
+            else:
+                return text, 0  # a local used in a form not modelled
+        uses[k], defs[k] = u, d
+    nodes = list(succ)
+    plain = liveness(nodes, succ.__getitem__, uses.__getitem__, defs.__getitem__)
+    kills = {}
+    for switch_line, var in machines:
+        unknown = None
+
+        def constant_write(k):
+            w = WRITE_LOCAL.match(lines[k])
+            if w and w.group(1) == var:
+                c = CONST_TEMP.match(lines[k - 1])
+                if c and c.group(1) == w.group(2):
+                    return int(c.group(2))
+            return unknown
+
+        def product_successors(node, var=var, switch_line=switch_line):
+            k, state = node
+            after = (constant_write(k) if defs[k] & bit[var] else state)
+            if k == switch_line and state is not unknown:
+                table, default = cases[k]
+                targets = [table.get(state, default)]
+            else:
+                targets = succ[k]
+            return [(t, after) for t in targets]
+
+        # Locals start at 0 in wasm; parameters are unknown.
+        start = (first, 0 if var.startswith("l") else unknown)
+        reached, work = {start}, [start]
+        while work:
+            for y in product_successors(work.pop()):
+                if y not in reached:
+                    reached.add(y)
+                    work.append(y)
+        feasible = liveness(list(reached), product_successors,
+                            lambda x: uses[x[0]], lambda x: defs[x[0]])
+        live_after = {}
+        for x in reached:
+            out = 0
+            for y in product_successors(x):
+                out |= feasible[y]
+            live_after[x[0]] = live_after.get(x[0], 0) | out
+        for k, out in live_after.items():
+            if constant_write(k) is unknown:
+                continue
+            plain_out = 0
+            for y in succ[k]:
+                plain_out |= plain[y]
+            dead = plain_out & ~out
+            if dead:
+                kills[k] = kills.get(k, 0) | dead
+    if not kills:
+        return text, 0
+    out, added = [], 0
+    for k, line in enumerate(lines):
+        out.append(line)
+        if k in kills:
+            indent = line[:len(line) - len(line.lstrip())]
+            for name in names:
+                if kills[k] & bit[name]:
+                    out.append("%sw2c_%s = 0;" % (indent, name))
+                    added += 1
+    return "\n".join(out), added
+
+
 def own_table_calls(prelude, functions, main_items, declarations_out):
     """The `indirect` rewrite: call_indirect without the instance lookup.
 
@@ -566,6 +803,14 @@ def split(source, header_name, parts, rewrites=()):
                     functions[index] = (name, new_text)
                     converted += count
         notes.append("threaded: %d dispatch switch(es) turned into computed gotos" % converted)
+        writes = 0
+        for index, (name, text) in enumerate(functions):
+            new_text, count = dead_state_writes(text)
+            if count:
+                functions[index] = (name, new_text)
+                writes += count
+        notes.append("threaded: %d dead write(s) of locals live only on paths the dispatch state rules out"
+                     % writes)
     return prelude, declarations, functions, buckets, main_items, notes
 
 
