@@ -523,20 +523,19 @@ def dead_state_writes(text):
     nodes = list(succ)
     plain = liveness(nodes, succ.__getitem__, uses.__getitem__, defs.__getitem__)
     kills = {}
+    unknown = None
     for switch_line, var in machines:
-        unknown = None
+        # The state after each line that writes it: the constant, or unknown.
+        state_written = {}
+        for k in succ:
+            if defs[k] & bit[var]:
+                w = WRITE_LOCAL.match(lines[k])
+                c = CONST_TEMP.match(lines[k - 1]) if w and w.group(1) == var else None
+                state_written[k] = int(c.group(2)) if c and c.group(1) == w.group(2) else unknown
 
-        def constant_write(k):
-            w = WRITE_LOCAL.match(lines[k])
-            if w and w.group(1) == var:
-                c = CONST_TEMP.match(lines[k - 1])
-                if c and c.group(1) == w.group(2):
-                    return int(c.group(2))
-            return unknown
-
-        def product_successors(node, var=var, switch_line=switch_line):
+        def product_successors(node, state_written=state_written, switch_line=switch_line):
             k, state = node
-            after = (constant_write(k) if defs[k] & bit[var] else state)
+            after = state_written.get(k, state)
             if k == switch_line and state is not unknown:
                 table, default = cases[k]
                 targets = [table.get(state, default)]
@@ -561,7 +560,7 @@ def dead_state_writes(text):
                 out |= feasible[y]
             live_after[x[0]] = live_after.get(x[0], 0) | out
         for k, out in live_after.items():
-            if constant_write(k) is unknown:
+            if state_written.get(k) is unknown:
                 continue
             plain_out = 0
             for y in succ[k]:
