@@ -8,7 +8,8 @@ CMake runs it as the C compiler launcher of the guest's units:
 
 The parts written by `split_wasm2c.py --rewrite gs` address linear memory
 through the %gs segment, and gcc 12.2 has been seen to crash (internal compiler
-error in forwprop) on a handful of functions with `__seg_gs`. When the compile
+error in forwprop) on a handful of functions with `__seg_gs` (the same scheme
+serves `--rewrite basereg`, whose fast path is the r15 base). When the compile
 fails with an internal compiler error, this script:
 
   1. reads the function gcc names ("In function 'w2c_NAME'"), brackets that
@@ -128,7 +129,7 @@ def main():
         function = new[-1]
         tried.add(function)
         names = sorted(tried)
-        log("%s: gcc crashed (internal compiler error) on %s with the %%gs rewrite; "
+        log("%s: gcc crashed (internal compiler error) on %s with the memory rewrite; "
             "retrying it on the plain memory path" % (os.path.basename(source), function))
         status, out, err = attempt(names)
 

@@ -27,7 +27,9 @@ struct TrapOutcome {
 // addresses memory through the x86-64 %gs segment, so the GS base of this
 // thread is set to `memory_base` for the duration of the call and restored
 // afterwards (also on a trap), which keeps nested calls into other instances
-// right. Host code keeps using mem->data.
+// right. Host code keeps using mem->data. Code rewritten with
+// `--rewrite basereg` (the guest's default) keeps the base in r15 instead,
+// which its exports set and restore themselves; the GS base is then unused.
 TrapOutcome guarded_call(void (*body)(void* context), void* context, void* memory_base = nullptr);
 
 template <typename Function>

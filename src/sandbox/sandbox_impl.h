@@ -197,8 +197,9 @@ struct Sandbox::Impl {
     engine::TrapOutcome outcome;
     {
       engine::DeadlineScope deadline(config.limits.timeout, config.limits.cpu_timeout);
-      // The generated code addresses linear memory through %gs (see
-      // tools/split_wasm2c.py --rewrite gs): enter with this instance's base.
+      // Generated code built with tools/split_wasm2c.py --rewrite gs
+      // addresses linear memory through %gs: enter with this instance's base.
+      // (With --rewrite basereg, the default, the exports set r15 themselves.)
       void* base = instantiated ? instance.w2c_memory.data : nullptr;
       outcome = engine::guarded(body, base);
     }

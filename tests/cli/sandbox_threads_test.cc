@@ -1,7 +1,8 @@
-// The translated guest addresses linear memory through the %gs segment
-// (tools/split_wasm2c.py --rewrite gs): the GS base is per thread and set on
-// every entry. Two sandboxes (two memories) run CPython on two threads at
-// once — and one of them traps — and each sees only its own memory.
+// The translated guest keeps its memory base in a per-thread place: r15
+// (tools/split_wasm2c.py --rewrite basereg, the default, set by every export)
+// or the GS base (--rewrite gs, set on every entry). Two sandboxes (two
+// memories) run CPython on two threads at once — and one of them traps — and
+// each sees only its own memory.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -77,7 +78,7 @@ TEST(SandboxThreads, ATrapOnOneThreadLeavesTheOtherRunning) {
   EXPECT_EQ(good.error, "");
   long long n = 200000, sum = n * (n - 1) / 2;
   EXPECT_EQ(good.out, "worker 5 " + std::to_string(5 * sum) + " 200000\n");
-  // Through %gs the faulting address is still base + offset, so the fault is
+  // Through r15 or %gs the faulting address is still base + offset, so the fault is
   // caught; the sandbox names it by the wrapped guest stack pointer.
   EXPECT_NE(bad.error.find("guest trapped: call stack exhausted"), std::string::npos)
       << bad.error;

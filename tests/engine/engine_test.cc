@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <thread>
 #include <vector>
 
@@ -29,7 +30,72 @@ void Z_testZ_host_exit(struct Z_test_instance_t*, u32 status) {
 void Z_testZ_host_abort(struct Z_test_instance_t*) {
   terrarium::engine::raise_host_abort("host says no");
 }
+// What the guest's host_callback import runs (set by a test).
+thread_local std::function<void(u32)> t_host_callback;
+void Z_testZ_host_callback(struct Z_test_instance_t*, u32 value) {
+  if (t_host_callback) t_host_callback(value);
 }
+}
+
+#if defined(__x86_64__)
+// Sets every callee-saved register to a known value, calls fn(context), and
+// returns 1 if they all still hold it. Generated code may keep state in a
+// callee-saved register (the memory base, with split_wasm2c.py --rewrite
+// basereg); the host around it must get its own values back.
+extern "C" int terrarium_test_callee_saved_intact(void (*fn)(void*), void* context);
+asm(R"(
+  .text
+  .globl terrarium_test_callee_saved_intact
+  .type terrarium_test_callee_saved_intact, @function
+terrarium_test_callee_saved_intact:
+  push %rbx
+  push %rbp
+  push %r12
+  push %r13
+  push %r14
+  push %r15
+  sub $8, %rsp
+  mov %rdi, %rax
+  mov %rsi, %rdi
+  movabs $0x1111111111111111, %rbx
+  movabs $0x2222222222222222, %rbp
+  movabs $0x3333333333333333, %r12
+  movabs $0x4444444444444444, %r13
+  movabs $0x5555555555555555, %r14
+  movabs $0x6666666666666666, %r15
+  call *%rax
+  xor %eax, %eax
+  movabs $0x1111111111111111, %rcx
+  cmp %rcx, %rbx
+  jne 1f
+  movabs $0x2222222222222222, %rcx
+  cmp %rcx, %rbp
+  jne 1f
+  movabs $0x3333333333333333, %rcx
+  cmp %rcx, %r12
+  jne 1f
+  movabs $0x4444444444444444, %rcx
+  cmp %rcx, %r13
+  jne 1f
+  movabs $0x5555555555555555, %rcx
+  cmp %rcx, %r14
+  jne 1f
+  movabs $0x6666666666666666, %rcx
+  cmp %rcx, %r15
+  jne 1f
+  mov $1, %eax
+1:
+  add $8, %rsp
+  pop %r15
+  pop %r14
+  pop %r13
+  pop %r12
+  pop %rbp
+  pop %rbx
+  ret
+  .size terrarium_test_callee_saved_intact, .-terrarium_test_callee_saved_intact
+)");
+#endif
 
 namespace {
 
@@ -267,6 +333,50 @@ TEST(Engine, NestedCallsIntoAnotherInstanceKeepTheirBase) {
   EXPECT_EQ(after, 111u);
   EXPECT_EQ(terrarium::engine::guest_memory_base(), base_before);
 }
+
+TEST(Engine, GuestCallsHostWhichEntersAnotherInstance) {
+  Instance outer, inner;
+  u32 result = 0, in_inner = 0;
+  TrapKind inner_trap = TrapKind::kNone;
+  t_host_callback = [&](u32 value) {
+    // The host, called from outer's code, runs inner (which traps once).
+    TrapOutcome nested = run(inner, [&] {
+      Z_trapsZ_store(inner.get(), 8, value * 2);
+      in_inner = Z_trapsZ_load(inner.get(), 8);
+    });
+    EXPECT_TRUE(nested.ok()) << nested.message;
+    inner_trap = run(inner, [&] { Z_trapsZ_load(inner.get(), 1u << 30); }).kind;
+  };
+  TrapOutcome outcome =
+      run(outer, [&] { result = Z_trapsZ_store_callback_load(outer.get(), 111); });
+  t_host_callback = nullptr;
+  EXPECT_TRUE(outcome.ok()) << outcome.message;
+  EXPECT_EQ(result, 111u);  // outer read its own memory after the detour
+  EXPECT_EQ(in_inner, 222u);
+  EXPECT_EQ(inner_trap, TrapKind::kOutOfBounds);
+}
+
+#if defined(__x86_64__)
+TEST(Engine, HostCalleeSavedRegistersSurviveGuestCallsAndTraps) {
+  struct Context {
+    Instance instance;
+    u32 sum = 0, callback_result = 0;
+    TrapKind trap = TrapKind::kNone;
+  } context;
+  auto body = [](void* pointer) {
+    auto& c = *static_cast<Context*>(pointer);
+    run(c.instance, [&] { c.sum = Z_trapsZ_add(c.instance.get(), 2, 40); });
+    c.trap = run(c.instance, [&] { Z_trapsZ_load(c.instance.get(), 0xfffffffc); }).kind;
+    t_host_callback = [&](u32) { run(c.instance, [&] { Z_trapsZ_add(c.instance.get(), 1, 1); }); };
+    run(c.instance, [&] { c.callback_result = Z_trapsZ_store_callback_load(c.instance.get(), 7); });
+    t_host_callback = nullptr;
+  };
+  EXPECT_EQ(terrarium_test_callee_saved_intact(body, &context), 1);
+  EXPECT_EQ(context.sum, 42u);
+  EXPECT_EQ(context.trap, TrapKind::kOutOfBounds);
+  EXPECT_EQ(context.callback_result, 7u);
+}
+#endif
 
 TEST(Engine, SegmentBaseIsRestoredAfterATrap) {
   Instance instance;

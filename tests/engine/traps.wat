@@ -2,6 +2,8 @@
 (module
   (import "test" "host_exit" (func $host_exit (param i32)))
   (import "test" "host_abort" (func $host_abort))
+  ;; Calls back into the host, which may enter another instance (or this one).
+  (import "test" "host_callback" (func $host_callback (param i32)))
   (memory (export "memory") 1 4)
   (table 4 funcref)
   (type $binary (func (param i32 i32) (result i32)))
@@ -38,4 +40,11 @@
     local.get 0)
   (func (export "exit") (param i32) local.get 0 call $host_exit)
   (func (export "abort") call $host_abort)
+  ;; Stores `value` at 8, lets the host run (it may enter another instance),
+  ;; then returns what is at 8 now: this instance's memory, if the way memory
+  ;; is addressed survived the host's detour.
+  (func (export "store_callback_load") (param i32) (result i32)
+    i32.const 8 local.get 0 i32.store
+    local.get 0 call $host_callback
+    i32.const 8 i32.load)
 )

@@ -98,19 +98,73 @@ class Rewrite(unittest.TestCase):
         r, obj = self.compile(os.path.join(out, "traps_wasm_1.c"))
         self.assertEqual(r.returncode, 0, r.stderr)
 
-    def test_gs_addresses_memory_through_the_segment(self):
-        out, log = self.split("nobarrier,gs")
-        self.assertIn("gs: 23 accessors", log)
+    def split_memory_rewrite(self, rewrite):
+        """Splits with `rewrite` (gs or basereg), compiles the functions'
+        unit; returns (output dir, split log, unit, its disassembly)."""
+        out, log = self.split("nobarrier," + rewrite)
+        self.assertIn("%s: 23 accessors" % rewrite, log)
         unit = os.path.join(out, "traps_wasm_1.c")
         r, obj = self.compile(unit)
         self.assertEqual(r.returncode, 0, r.stderr)
-        code = disassemble(obj)
+        return out, log, unit, disassemble(obj)
+
+    def test_gs_addresses_memory_through_the_segment(self):
+        out, log, unit, code = self.split_memory_rewrite("gs")
         for name in ("w2c_load", "w2c_store", "w2c_load_offset"):
             self.assertIn("%gs:", code[name], name)
             self.assertNotIn("0x8(%rdi)", code[name], name)  # no memory base load
         r, obj = self.compile(unit, ["-DTERRARIUM_NO_SEG_GS"])
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertNotIn("%gs", disassemble(obj)["w2c_load"])
+
+    def test_basereg_addresses_memory_through_r15(self):
+        out, log, unit, code = self.split_memory_rewrite("basereg")
+        self.assertIn("basereg: 15 export(s) set the base register", log)
+        for name in ("w2c_load", "w2c_store", "w2c_load_offset"):
+            # (load_offset's offset, 0xfffffff0, is too large for a
+            # displacement: r15 is added to the index first.)
+            pattern = r"%r15" if name == "w2c_load_offset" else r"\(%r15,%r[a-z0-9]+,1\)"
+            self.assertRegex(code[name], pattern, name)
+            self.assertNotIn("%gs", code[name], name)
+            self.assertNotIn("0x8(%rdi)", code[name], name)  # no memory base load
+        # No function may use r15 for anything else (it is reserved), nor
+        # copy it: every access reads r15 itself.
+        for name, text in code.items():
+            self.assertNotRegex(text, r"(mov|lea|add|sub|xor|push|pop)\w* +[^,]*,%r15\b", name)
+            self.assertNotRegex(text, r"mov +%r15,", name)
+        # The exports set r15 from the instance and give the caller's back.
+        r, obj = self.compile(os.path.join(out, "traps_wasm_0.c"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        export = disassemble(obj)["Z_trapsZ_load"]
+        self.assertRegex(export, r"mov +%r15,%r[a-z0-9]+")  # saved
+        self.assertRegex(export, r"mov +0x[0-9a-f]+\(%r[a-z]+\),%r15")  # set from the instance
+        self.assertRegex(export, r"mov +%r(?!15)[a-z0-9]+,%r15")  # restored
+        # The plain fallback still compiles, without touching r15.
+        r, obj = self.compile(unit, ["-DTERRARIUM_NO_SEG_GS"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("%r15,", disassemble(obj)["w2c_load"])
+
+    def test_basereg_and_gs_exclude_each_other(self):
+        r = run([sys.executable, SPLIT, "--rewrite", "gs,basereg", SOURCE, HEADER,
+                 os.path.join(self.dir, "both"), "1"])
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("pick one", r.stderr)
+
+    def test_basereg_refuses_a_guest_call_outside_an_export(self):
+        # A call into generated code from part 0 that is not an export
+        # wrapper would run with whatever r15 the host left there.
+        text = open(SOURCE).read()
+        marker = "static void init_memories("
+        self.assertIn(marker, text)
+        text = text.replace(marker, "static void sneaky(Z_traps_instance_t* instance) {\n"
+                            "  w2c_recurse(instance, 1);\n}\n\n" + marker, 1)
+        source = os.path.join(self.dir, "traps_wasm.c")
+        with open(source, "w") as f:
+            f.write(text)
+        r = run([sys.executable, SPLIT, "--rewrite", "basereg", source, HEADER,
+                 os.path.join(self.dir, "sneaky"), "1"])
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("outside an export wrapper", r.stderr)
 
     def dispatch_function(self, index_lines, cases):
         """A wasm2c-shaped function whose br_table picks one of `cases`
