@@ -69,6 +69,25 @@ def bracket(source_lines, names):
     return out, found
 
 
+LOCAL_INCLUDE = re.compile(rb'^#include "([^"]+)"', re.M)
+
+
+def source_digest(source, data):
+    """Hash of the unit and of the headers it includes from its own folder
+    (the split's shared header: the memory rewrite lives there). A recorded
+    fallback list is only reused for the same digest, so switching rewrites
+    (gs to basereg, say) tries every function on the fast path again."""
+    digest = hashlib.sha256(data)
+    folder = os.path.dirname(os.path.abspath(source))
+    for name in LOCAL_INCLUDE.findall(data):
+        try:
+            with open(os.path.join(folder, name.decode(errors="replace")), "rb") as f:
+                digest.update(b"\0" + name + b"\0" + f.read())
+        except OSError:
+            pass
+    return digest.hexdigest()
+
+
 def main():
     argv = sys.argv[1:]
     if "--" not in argv:
@@ -84,7 +103,7 @@ def main():
 
     with open(source, "rb") as f:
         data = f.read()
-    digest = hashlib.sha256(data).hexdigest()
+    digest = source_digest(source, data)
     record_path = output + ".fallback"
     fallback_source = source + ".fallback.c"
     lines = data.decode(errors="replace").split("\n")

@@ -79,8 +79,6 @@ STATE_START = "static bool s_module_initialized = false;"
 
 REWRITES = ("nobarrier", "gs", "basereg", "threaded", "indirect")
 SWITCH_OPEN = re.compile(r"^( *)switch \((w2c_[a-z0-9]+)\) \{$")
-CASE_GOTO = re.compile(r"^ *case (\d+): goto (w2c_[A-Za-z0-9_]+);$")
-DEFAULT_GOTO = re.compile(r"^ *default: goto (w2c_[A-Za-z0-9_]+);$")
 MIN_THREADED_CASES = 64
 CALL_INDIRECT_DEF = [
     "#define CALL_INDIRECT(table, t, ft, x, ...)             \\",
@@ -360,18 +358,19 @@ def thread_dispatch(text):
             targets = []
             j = i + 1
             while j < len(lines):
-                c = CASE_GOTO.match(lines[j])
-                if not c or int(c.group(1)) != len(targets):
+                c = CF_CASE.match(lines[j])
+                if not c or c.group(1) is None or int(c.group(1)) != len(targets):
                     break
                 targets.append(c.group(2))
                 j += 1
-            d = DEFAULT_GOTO.match(lines[j]) if j < len(lines) else None
+            d = CF_CASE.match(lines[j]) if j < len(lines) else None
+            d = d if d and d.group(1) is None else None
             closing = lines[j + 1] if d and j + 1 < len(lines) else ""
             if (len(targets) >= MIN_THREADED_CASES and d and
                     closing.strip() == "}" and len(closing) - len(closing.lstrip()) == len(m.group(1))):
                 indent, var = m.group(1), m.group(2)
                 table = "w2c_dispatch%d" % count
-                labels = targets + [d.group(1)]
+                labels = targets + [d.group(2)]
                 n = len(targets)
                 masked = masked_index(out, var)
                 if masked:

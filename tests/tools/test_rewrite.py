@@ -418,6 +418,24 @@ class Rewrite(unittest.TestCase):
         self.assertNotIn("retrying", r.stderr)
         self.assertIn("on the plain memory path: w2c_load", r.stderr)
 
+    def test_recorded_fallback_is_dropped_when_the_shared_header_changes(self):
+        # The functions' text is the same under every memory rewrite; only the
+        # shared header differs. A list recorded under one must not carry over.
+        out, _ = self.split("nobarrier,gs")
+        unit = os.path.join(out, "traps_wasm_1.c")
+        fake = self.fake_cc()
+        cmd = [sys.executable, GUEST_CC, "--", fake, "-O2", "-w", "-c", unit, "-o", unit + ".o"]
+        r = run(cmd)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("w2c_load", open(unit + ".o.fallback").read())
+        header = os.path.join(out, "traps_wasm_shared.h")
+        with open(header, "a") as f:
+            f.write("/* another rewrite */\n")
+        r = run([sys.executable, GUEST_CC, "--", CC, "-O2", "-w", "-c", unit, "-o", unit + ".o"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("plain memory path", r.stderr)
+        self.assertIn("%gs:", disassemble(unit + ".o")["w2c_load"])
+
     def test_unnamed_crash_compiles_the_whole_unit_plain(self):
         out, _ = self.split("nobarrier,gs")
         unit = os.path.join(out, "traps_wasm_1.c")
