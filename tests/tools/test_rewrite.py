@@ -398,13 +398,19 @@ class Rewrite(unittest.TestCase):
         os.symlink(shutil.which(CC) or CC, path + ".real")
         return path
 
-    def test_compiler_crash_falls_back_for_that_function_only(self):
+    def compile_through_a_crash(self):
+        """Compiles the gs split's functions with a compiler that crashes on
+        w2c_load; returns (output dir, unit, the command, its result)."""
         out, _ = self.split("nobarrier,gs")
         unit = os.path.join(out, "traps_wasm_1.c")
         fake = self.fake_cc()
         cmd = [sys.executable, GUEST_CC, "--", fake, "-O2", "-w", "-c", unit, "-o", unit + ".o"]
         r = run(cmd)
         self.assertEqual(r.returncode, 0, r.stderr)
+        return out, unit, cmd, r
+
+    def test_compiler_crash_falls_back_for_that_function_only(self):
+        out, unit, cmd, r = self.compile_through_a_crash()
         self.assertIn("w2c_load", r.stderr)
         self.assertNotIn("fake_forwprop", r.stderr)  # the crash itself is not replayed
         code = disassemble(unit + ".o")
@@ -421,12 +427,7 @@ class Rewrite(unittest.TestCase):
     def test_recorded_fallback_is_dropped_when_the_shared_header_changes(self):
         # The functions' text is the same under every memory rewrite; only the
         # shared header differs. A list recorded under one must not carry over.
-        out, _ = self.split("nobarrier,gs")
-        unit = os.path.join(out, "traps_wasm_1.c")
-        fake = self.fake_cc()
-        cmd = [sys.executable, GUEST_CC, "--", fake, "-O2", "-w", "-c", unit, "-o", unit + ".o"]
-        r = run(cmd)
-        self.assertEqual(r.returncode, 0, r.stderr)
+        out, unit, cmd, r = self.compile_through_a_crash()
         self.assertIn("w2c_load", open(unit + ".o.fallback").read())
         header = os.path.join(out, "traps_wasm_shared.h")
         with open(header, "a") as f:
