@@ -123,10 +123,27 @@ BARRIER = re.compile(r'^ *wasm_asm\(\"\" ::\"r\"\(result\)\); *\\$')
 ACCESSOR = re.compile(r"^DEFINE_(LOAD|STORE)\(([a-z0-9_]+), ([a-z0-9]+), ([a-z0-9]+)(?:, ([a-z0-9]+))?\)$")
 
 
-# The element types of the fast accessors: any alignment, any alias.
-UNALIGNED_TYPES = "".join(
-    "typedef %s __attribute__((may_alias, aligned(1))) terrarium_u_%s;\n" % (t, t)
-    for t in ("u8", "s8", "u16", "s16", "u32", "s32", "u64", "s64", "f32", "f64"))
+def fast_accessors(suffix, pointer):
+    """C text of the unaligned, may_alias element types and of the macros
+    DEFINE_LOAD_<suffix> / DEFINE_STORE_<suffix>, which access linear memory
+    through `pointer`: a C pointer expression of `addr`, with %s where the
+    element type goes."""
+    types = ["typedef %s __attribute__((may_alias, aligned(1))) terrarium_u_%s;" % (t, t)
+             for t in ("u8", "s8", "u16", "s16", "u32", "s32", "u64", "s64", "f32", "f64")]
+    load = ["#define DEFINE_LOAD_%s(name, t1, t2, t3)" % suffix,
+            "  static inline t3 name(wasm_rt_memory_t* mem, u64 addr) {",
+            "    MEMCHECK(mem, addr, t1);",
+            "    t1 result = *%s;" % (pointer % "const terrarium_u_##t1"),
+            "    return (t3)(t2)result;",
+            "  }"]
+    store = ["#define DEFINE_STORE_%s(name, t1, t2)" % suffix,
+             "  static inline void name(wasm_rt_memory_t* mem, u64 addr, t2 value) {",
+             "    MEMCHECK(mem, addr, t1);",
+             "    *%s = (t1)value;" % (pointer % "terrarium_u_##t1"),
+             "  }"]
+    macros = [[line.ljust(76) + "\\" for line in m[:-1]] + m[-1:] for m in (load, store)]
+    return "\n".join(types + macros[0] + macros[1])
+
 
 GS_PRELUDE = r"""
 /* terrarium (tools/split_wasm2c.py --rewrite gs): linear memory through the
@@ -139,17 +156,7 @@ GS_PRELUDE = r"""
 #endif
 #define TERRARIUM_MEM(name) TERRARIUM_MEM_DEFAULT(name)
 #if defined(__SEG_GS) && defined(__x86_64__) && !WABT_BIG_ENDIAN
-%(unaligned_types)s#define DEFINE_LOAD_GS(name, t1, t2, t3)                                     \
-  static inline t3 name(wasm_rt_memory_t* mem, u64 addr) {                 \
-    MEMCHECK(mem, addr, t1);                                               \
-    t1 result = *(const terrarium_u_##t1 __seg_gs*)(uintptr_t)addr;       \
-    return (t3)(t2)result;                                                 \
-  }
-#define DEFINE_STORE_GS(name, t1, t2)                                        \
-  static inline void name(wasm_rt_memory_t* mem, u64 addr, t2 value) {     \
-    MEMCHECK(mem, addr, t1);                                               \
-    *(terrarium_u_##t1 __seg_gs*)(uintptr_t)addr = (t1)value;             \
-  }
+@FAST_ACCESSORS@
 #else
 #define DEFINE_LOAD_GS(name, t1, t2, t3)
 #define DEFINE_STORE_GS(name, t1, t2)
@@ -182,17 +189,7 @@ register u8* volatile terrarium_memory_base __asm__("r15");
 #endif
 #define TERRARIUM_MEM(name) TERRARIUM_MEM_DEFAULT(name)
 #if defined(TERRARIUM_BASE_REGISTER)
-%(unaligned_types)s#define DEFINE_LOAD_REG(name, t1, t2, t3)                                    \
-  static inline t3 name(wasm_rt_memory_t* mem, u64 addr) {                 \
-    MEMCHECK(mem, addr, t1);                                               \
-    t1 result = *(const terrarium_u_##t1*)(terrarium_memory_base + addr);  \
-    return (t3)(t2)result;                                                 \
-  }
-#define DEFINE_STORE_REG(name, t1, t2)                                       \
-  static inline void name(wasm_rt_memory_t* mem, u64 addr, t2 value) {     \
-    MEMCHECK(mem, addr, t1);                                               \
-    *(terrarium_u_##t1*)(terrarium_memory_base + addr) = (t1)value;        \
-  }
+@FAST_ACCESSORS@
 #define TERRARIUM_ENTER_GUEST(instance)                  \
   u8* terrarium_caller_base = terrarium_memory_base;     \
   terrarium_memory_base = (instance)->w2c_memory.data
@@ -205,9 +202,17 @@ register u8* volatile terrarium_memory_base __asm__("r15");
 #endif
 """
 
+# The two ways to address linear memory: name -> (accessor suffix, prelude,
+# pointer to an element at `addr` (%s: its type), what the note calls it).
+MEMORY_REWRITES = {
+    "gs": ("GS", GS_PRELUDE, "(%s __seg_gs*)(uintptr_t)addr", "%gs"),
+    "basereg": ("REG", BASEREG_PRELUDE, "(%s*)(terrarium_memory_base + addr)", "the base register"),
+}
+
 
 def rewrite_prelude(prelude, rewrites, functions):
-    """Applies the prelude rewrites; returns (prelude, notes)."""
+    """Applies the prelude rewrites; returns (prelude, notes, the memory
+    rewrite applied: "gs", "basereg" or None)."""
     notes = []
     if "nobarrier" in rewrites:
         kept = [line for line in prelude if not BARRIER.match(line)]
@@ -216,11 +221,13 @@ def rewrite_prelude(prelude, rewrites, functions):
             fail("nobarrier: no load barrier found in the prelude")
         prelude = kept
         notes.append("nobarrier: %d barrier(s) removed" % removed)
-    if "gs" in rewrites and "basereg" in rewrites:
+    memory = [name for name in MEMORY_REWRITES if name in rewrites]
+    if len(memory) > 1:
         fail("gs and basereg are two ways to address memory: pick one")
-    if "gs" in rewrites or "basereg" in rewrites:
-        kind_name = "gs" if "gs" in rewrites else "basereg"
-        suffix, macro = ("gs", "GS") if kind_name == "gs" else ("reg", "REG")
+    if memory:
+        kind_name = memory[0]
+        macro, template, pointer, where = MEMORY_REWRITES[kind_name]
+        suffix = macro.lower()
         accessors = [ACCESSOR.match(line) for line in prelude]
         names = [m.group(2) for m in accessors if m]
         if len(names) < 20:
@@ -233,10 +240,9 @@ def rewrite_prelude(prelude, rewrites, functions):
         if len(memories) > 1:
             notes.append("%s: not applied, functions use %d memories (%s)"
                          % (kind_name, len(memories), ", ".join(sorted(memories))))
-            return prelude, notes
+            return prelude, notes, None
         first = next(i for i, m in enumerate(accessors) if m)
-        text = (GS_PRELUDE if kind_name == "gs" else BASEREG_PRELUDE).replace(
-            "%(unaligned_types)s", UNALIGNED_TYPES)
+        text = template.replace("@FAST_ACCESSORS@", fast_accessors(macro, pointer))
         out = prelude[:first] + text.strip("\n").split("\n")
         selectors = []
         for line, m in zip(prelude[first:], accessors[first:]):
@@ -253,9 +259,9 @@ def rewrite_prelude(prelude, rewrites, functions):
                 selectors.append("#define %s(mem, addr, value) TERRARIUM_MEM(%s)(mem, addr, value)"
                                  % (name, name))
         prelude = out + selectors
-        notes.append("%s: %d accessors routed through %s"
-                     % (kind_name, len(names), "%gs" if kind_name == "gs" else "the base register"))
-    return prelude, notes
+        notes.append("%s: %d accessors routed through %s" % (kind_name, len(names), where))
+        return prelude, notes, kind_name
+    return prelude, notes, None
 
 
 MASK_LINE = re.compile(r"^ *(w2c_i[0-9]+) = ([0-9]+)u;$")
@@ -852,11 +858,11 @@ def split(source, header_name, parts, rewrites=()):
     for bucket in buckets:
         bucket.sort()  # keep the original order inside a part
 
-    prelude, notes = rewrite_prelude(prelude, rewrites, functions)
+    prelude, notes, memory = rewrite_prelude(prelude, rewrites, functions)
     if "indirect" in rewrites:
         prelude, functions, note = own_table_calls(prelude, functions, main_items, declarations)
         notes.append(note)
-    if "basereg" in rewrites and any(line.startswith("#define TERRARIUM_MEM_DEFAULT") for line in prelude):
+    if memory == "basereg":
         main_items, wrapped = enter_guest_in_exports(main_items)
         notes.append("basereg: %d export(s) set the base register" % wrapped)
     if "threaded" in rewrites:
