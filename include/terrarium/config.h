@@ -46,10 +46,24 @@ struct SandboxConfig {
   std::vector<std::string> env;   // "KEY=VALUE"; nothing of the host's is passed
   std::vector<Mount> mounts;
   std::vector<VirtualFile> files;
-  int stdin_fd = -1;              // host fd the guest reads as stdin; -1: empty
+  int stdin_fd = -1;              // host fd the guest reads as stdin; -1: stdin_data
+  std::string stdin_data;         // when stdin_fd is -1: what stdin holds, then EOF
   Output stdout_output{1, {}};
   Output stderr_output{2, {}};
   Limits limits;
+};
+
+// What one run of a program gets from whoever starts it: its arguments,
+// environment and standard streams — a request's, a job's. A sandbox made
+// from a snapshot starts with the snapshot's args and env (CPython read them
+// while starting); Sandbox::set_invocation gives it its own.
+struct Invocation {
+  std::vector<std::string> args;  // sys.argv exactly (args[0]: the script's name)
+  std::vector<std::string> env;   // "KEY=VALUE": the whole environment
+  int stdin_fd = -1;              // host fd the guest reads as stdin; -1: stdin_data
+  std::string stdin_data;         // when stdin_fd is -1: what stdin holds, then EOF
+  Output stdout_output{1, {}};
+  Output stderr_output{2, {}};
 };
 
 }  // namespace terrarium

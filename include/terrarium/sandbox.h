@@ -79,6 +79,14 @@ class Sandbox {
   // JSON as text both ways (for FFI): `json_text` must be UTF-8 JSON.
   Result<std::string> call_json_text(std::string_view name, std::string_view json_text);
 
+  // Gives the guest a new argv, environment and standard streams, as if its
+  // program had been started with them: WASI's args_get/environ_get answer
+  // with them, and sys.argv, os.environ (with the C library's environ) and
+  // sys.stdin/stdout/stderr reflect them before this returns (stdin is read
+  // from its start). A reset() returns to the snapshot's. Errors: kConfig (an
+  // env entry not KEY=VALUE), and those of a call.
+  Result<void> set_invocation(Invocation invocation);
+
   // True when a trap, exit or limit has used the sandbox up.
   bool spent() const;
 

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "cli/options.h"
+#include "cli/serve_command.h"
 #include "terrarium/plugin.h"
 #include "terrarium/runtime.h"
 #include "terrarium/sandbox.h"
@@ -236,6 +237,9 @@ int main(int argc, char** argv) {
   plugin_run_command->add_option("--max-memory", plugin_options.max_memory, "Linear-memory limit");
   plugin_run_command->add_option("--timeout", plugin_options.timeout, "Wall-clock deadline");
 
+  terrarium::cli::ServeCommand serve_command;
+  serve_command.add_to(app);
+
   std::vector<std::string> script_placeholder;
   run_command->add_option("script", script_placeholder,
                           "Script to run, then its arguments (everything after the script,\n"
@@ -288,5 +292,6 @@ int main(int argc, char** argv) {
   }
   if (run_command->parsed()) return run(options);
   if (plugin_run_command->parsed()) return plugin_run(plugin_options);
+  if (serve_command.parsed()) return serve_command.run();
   return 0;
 }

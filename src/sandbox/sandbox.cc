@@ -61,6 +61,15 @@ std::optional<std::string> normalize_guest_path(const std::string& path) {
   return out.empty() ? "/" : out;
 }
 
+Result<void> check_env(const std::vector<std::string>& env) {
+  for (const auto& entry : env) {
+    if (entry.find('=') == std::string::npos || entry[0] == '=') {
+      return Error(ErrorKind::kConfig, "environment entry '" + entry + "' is not KEY=VALUE");
+    }
+  }
+  return {};
+}
+
 }  // namespace
 
 Sandbox::Sandbox(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -72,11 +81,7 @@ Result<wasi::WasiConfig> make_wasi_config(const SandboxConfig& config) {
   wasi_config.args = config.args;
   if (wasi_config.args.empty()) wasi_config.args.push_back("python");
   wasi_config.env = config.env;
-  for (const auto& entry : config.env) {
-    if (entry.find('=') == std::string::npos || entry[0] == '=') {
-      return Error(ErrorKind::kConfig, "environment entry '" + entry + "' is not KEY=VALUE");
-    }
-  }
+  if (auto ok = check_env(config.env); !ok) return ok.error();
   wasi_config.image_mounts.push_back({stdlib_image(), kStdlibGuestPath});
 
   // Virtual files: one in-memory tree per directory.
@@ -113,6 +118,9 @@ Result<wasi::WasiConfig> make_wasi_config(const SandboxConfig& config) {
     wasi_config.mounts.push_back({mount.host_path, *guest, mount.read_only});
   }
   wasi_config.stdin_fd = config.stdin_fd;
+  if (config.stdin_fd < 0 && !config.stdin_data.empty()) {
+    wasi_config.stdin_data = std::make_shared<const std::string>(config.stdin_data);
+  }
   wasi_config.interrupted = [] { return engine::interrupt_pending(); };
   wasi_config.stdout_sink = {config.stdout_output.host_fd, config.stdout_output.callback};
   wasi_config.stderr_sink = {config.stderr_output.host_fd, config.stderr_output.callback};
@@ -211,6 +219,37 @@ Result<void> Sandbox::initialize() {
 }
 
 bool Sandbox::spent() const { return impl_->spent; }
+
+Result<void> Sandbox::set_invocation(Invocation invocation) {
+  Impl* impl = impl_.get();
+  if (auto ok = impl->usable(); !ok) return ok.error();
+  if (auto ok = check_env(invocation.env); !ok) return ok.error();
+  std::string payload;
+  if (impl->python_ready) {
+    // What the guest's Python must be told; invalid UTF-8 (which JSON cannot
+    // carry) arrives as U+FFFD.
+    nlohmann::json message = {{"argv", invocation.args},
+                              {"env", invocation.env},
+                              {"stdin_was_read", impl->wasi->stdin_was_read()}};
+    payload = message.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  } else if (impl->ran_main) {
+    return Error(ErrorKind::kGuestError, "run_main() finalized this sandbox's interpreter");
+  }
+  std::shared_ptr<const std::string> stdin_data;
+  if (invocation.stdin_fd < 0 && !invocation.stdin_data.empty()) {
+    stdin_data = std::make_shared<const std::string>(std::move(invocation.stdin_data));
+  }
+  // A sandbox that has not started Python yet reads all of this at start.
+  impl->config.args = invocation.args;
+  impl->config.env = invocation.env;
+  impl->wasi->set_invocation(
+      std::move(invocation.args), std::move(invocation.env), invocation.stdin_fd,
+      std::move(stdin_data),
+      {invocation.stdout_output.host_fd, std::move(invocation.stdout_output.callback)},
+      {invocation.stderr_output.host_fd, std::move(invocation.stderr_output.callback)});
+  if (payload.empty()) return {};
+  return impl->call_export("__terrarium_set_invocation__", payload, bridge::kJson);
+}
 
 Result<void> Sandbox::define(std::string name, HostFunction function) {
   if (impl_->bridge.in_host_function()) {

@@ -162,6 +162,7 @@ Result<std::unique_ptr<Sandbox>> Snapshot::new_sandbox(const SandboxConfig& conf
   initialize_module_once();
   SandboxConfig merged = config_;
   merged.stdin_fd = config.stdin_fd;
+  merged.stdin_data = config.stdin_data;
   merged.stdout_output = config.stdout_output;
   merged.stderr_output = config.stderr_output;
   merged.limits = config.limits;
@@ -229,6 +230,8 @@ Result<void> Sandbox::reset(ResetStrategy strategy) {
   if (!wasi) return wasi.error();
   impl.wasi = std::move(*wasi);
   impl.wasi_import.wasi = impl.wasi.get();
+  impl.config.args = impl.wasi_config.args;  // undoes set_invocation
+  impl.config.env = impl.wasi_config.env;
   impl.bridge.reset_call_state();
   impl.scratch = state.scratch;
   impl.scratch_capacity = state.scratch_capacity;

@@ -491,6 +491,24 @@ uint16_t image_resolve(const WasiFdEntry& dir, std::string_view path, Image::Nod
 
 }  // namespace
 
+void Wasi::set_invocation(std::vector<std::string> args, std::vector<std::string> env,
+                          int stdin_fd, std::shared_ptr<const std::string> stdin_data,
+                          OutputSink stdout_sink, OutputSink stderr_sink) {
+  config_.args = std::move(args);
+  config_.env = std::move(env);
+  config_.stdin_fd = stdin_fd;
+  config_.stdin_data = std::move(stdin_data);
+  // The stdout/stderr entries point at these sinks: replaced in place.
+  config_.stdout_sink = std::move(stdout_sink);
+  config_.stderr_sink = std::move(stderr_sink);
+  for (auto& slot : fds_->slots) {
+    if (slot && slot->kind == Kind::kStdin) {
+      slot->stdio_fd = config_.stdin_fd;
+      slot->position = 0;
+    }
+  }
+}
+
 // --- args / environ -------------------------------------------------------
 
 namespace {
@@ -806,6 +824,24 @@ uint16_t Wasi::fd_prestat_dir_name(M m, uint32_t fd, uint32_t path, uint32_t pat
   return kSuccess;
 }
 
+namespace {
+
+// Reads from bytes in memory at *position (an image file, an in-memory stdin).
+uint64_t read_from_memory(const std::vector<iovec>& vec, std::string_view data,
+                          uint64_t* position) {
+  uint64_t n = 0;
+  for (const iovec& v : vec) {
+    if (*position >= data.size()) break;
+    size_t take = std::min<uint64_t>(v.iov_len, data.size() - *position);
+    std::memcpy(v.iov_base, data.data() + *position, take);
+    *position += take;
+    n += take;
+  }
+  return n;
+}
+
+}  // namespace
+
 uint16_t Wasi::fd_read(M m, uint32_t fd, uint32_t iovs, uint32_t iovs_len, uint32_t nread_out) {
   WasiFdEntry* e = fds_->get(fd);
   if (!e) return kBadF;
@@ -816,14 +852,11 @@ uint16_t Wasi::fd_read(M m, uint32_t fd, uint32_t iovs, uint32_t iovs_len, uint3
   if (uint16_t err = gather_iovs(m, iovs, iovs_len, &vec, &total)) return err;
   if (!m.contains(nread_out, 4)) return kFault;
   uint64_t n = 0;
+  if (e->kind == Kind::kStdin) stdin_was_read_ = true;
   if (e->kind == Kind::kImageFile) {
-    for (const iovec& v : vec) {
-      if (e->position >= e->data.size()) break;
-      size_t take = std::min<uint64_t>(v.iov_len, e->data.size() - e->position);
-      std::memcpy(v.iov_base, e->data.data() + e->position, take);
-      e->position += take;
-      n += take;
-    }
+    n = read_from_memory(vec, e->data, &e->position);
+  } else if (e->kind == Kind::kStdin && e->stdio_fd < 0) {
+    if (config_.stdin_data) n = read_from_memory(vec, *config_.stdin_data, &e->position);
   } else {
     int host = e->kind == Kind::kStdin ? e->stdio_fd : e->host.get();
     if (host >= 0 && !vec.empty()) {

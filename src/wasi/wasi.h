@@ -65,7 +65,10 @@ struct WasiConfig {
   std::vector<std::string> env;   // "KEY=VALUE"
   std::vector<ImageMount> image_mounts;
   std::vector<Mount> mounts;
-  int stdin_fd = -1;              // host fd read for guest fd 0; -1: empty stdin
+  int stdin_fd = -1;              // host fd read for guest fd 0; -1: stdin_data
+  // When stdin_fd is -1: the bytes the guest reads on fd 0, then end of file
+  // (none: an empty stdin). Shared, so that a reset sandbox need not copy it.
+  std::shared_ptr<const std::string> stdin_data;
   OutputSink stdout_sink{1, {}};
   OutputSink stderr_sink{2, {}};
   Limits limits;
@@ -87,6 +90,15 @@ class Wasi {
   // Set when a limit in config.limits was hit by the last call that returned
   // an errno because of it (the glue turns this into a typed trap).
   const std::string& limit_exceeded() const { return limit_exceeded_; }
+
+  // Gives the guest new args, environment and stdio streams (a snapshot's
+  // clone running one request). Output counters and limits carry on.
+  void set_invocation(std::vector<std::string> args, std::vector<std::string> env, int stdin_fd,
+                      std::shared_ptr<const std::string> stdin_data, OutputSink stdout_sink,
+                      OutputSink stderr_sink);
+
+  // True once the guest read from stdin (its Python buffers may hold data).
+  bool stdin_was_read() const { return stdin_was_read_; }
 
   // Guest descriptors open now, and right after construction (stdio and
   // preopens): a snapshot may only be taken when the two agree.
@@ -155,6 +167,7 @@ class Wasi {
   uint64_t output_bytes_ = 0;
   uint64_t written_bytes_ = 0;
   size_t initial_fds_ = 0;
+  bool stdin_was_read_ = false;
 };
 
 }  // namespace terrarium::wasi

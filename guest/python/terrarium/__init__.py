@@ -153,9 +153,40 @@ def _error(exception, skip_frames=1):
     return _KIND_ERROR, _encode({"type": name, "message": message, "traceback": text})
 
 
+def _set_invocation(value):
+    """Sandbox::set_invocation: sys.argv, os.environ and sys.stdin anew."""
+    import os
+    import sys
+
+    sys.argv = value["argv"]
+    environ = os.environ
+    wanted = dict(entry.split("=", 1) for entry in value["env"])
+    for key in [key for key in environ if key not in wanted]:
+        del environ[key]
+    for key, item in wanted.items():
+        if environ.get(key) != item:
+            environ[key] = item  # also the C library's environ (putenv)
+    if value["stdin_was_read"] and sys.stdin is not None:
+        # What the old stdin's buffers hold belongs to the old invocation.
+        import io
+
+        old = sys.stdin
+        sys.stdin = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "rb", closefd=False)),
+                                     encoding=old.encoding, errors=old.errors,
+                                     line_buffering=old.line_buffering)
+        if sys.__stdin__ is old:
+            sys.__stdin__ = sys.stdin
+
+
+# Exports of Terrarium itself (not listed among the user's).
+_internal_exports = {"__terrarium_set_invocation__": _set_invocation}
+
+
 def _dispatch(name, data, kind):
     """Called by the bridge for terrarium_call: returns (kind, data)."""
     function = exports.get(name)
+    if function is None:
+        function = _internal_exports.get(name)
     if function is None:
         return _KIND_NOT_FOUND, "no exported function named %r (exports: %s)" % (
             name, ", ".join(sorted(exports)) or "none")

@@ -1,0 +1,326 @@
+#include "server/route_runner.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "server/cgi.h"
+#include "server/sha256.h"
+
+namespace terrarium::server {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kScratchGuestPath = "/tmp";
+
+// A Python string literal of `text` (JSON's escaping is valid Python).
+std::string python_string(const std::string& text) {
+  return nlohmann::json(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+bool folder_is_empty(const std::string& path) {
+  DIR* dir = opendir(path.c_str());
+  if (!dir) return true;
+  bool empty = true;
+  while (struct dirent* entry = readdir(dir)) {
+    if (std::strcmp(entry->d_name, ".") != 0 && std::strcmp(entry->d_name, "..") != 0) {
+      empty = false;
+      break;
+    }
+  }
+  closedir(dir);
+  return empty;
+}
+
+// Empties a scratch folder without following links the guest made.
+void empty_folder(const std::string& path) {
+  std::error_code ignored;
+  for (const auto& entry : fs::directory_iterator(path, ignored)) {
+    fs::remove_all(entry.path(), ignored);
+  }
+}
+
+std::string error_kind_label(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::kTrap:
+      return "trap";
+    case ErrorKind::kLimit:
+      return "limit";
+    case ErrorKind::kTimeout:
+      return "timeout";
+    case ErrorKind::kGuestError:
+      return "guest_error";
+    case ErrorKind::kHostError:
+      return "host_error";
+    case ErrorKind::kNotFound:
+      return "not_found";
+    case ErrorKind::kConfig:
+      return "config";
+    case ErrorKind::kInternal:
+      return "internal";
+  }
+  return "other";
+}
+
+}  // namespace
+
+RouteRunner::~RouteRunner() {
+  std::error_code ignored;
+  for (Slot& slot : slots_) {
+    slot.sandbox.reset();
+    if (!slot.scratch.empty()) fs::remove_all(slot.scratch, ignored);
+  }
+  if (!template_scratch_.empty()) fs::remove_all(template_scratch_, ignored);
+  if (stderr_fd_ >= 0) close(stderr_fd_);
+}
+
+SandboxConfig RouteRunner::sandbox_config(const std::string& scratch) const {
+  SandboxConfig config;
+  config.mounts = module_.volumes;
+  for (const std::string& path : module_.python_path) config.mounts.push_back({path, path, true});
+  config.mounts.push_back({scratch, kScratchGuestPath, false});
+  config.limits = limits_;
+  return config;
+}
+
+Result<std::unique_ptr<RouteRunner>> RouteRunner::create(const Runtime& runtime,
+                                                         const ModuleConfig& module,
+                                                         const RouteEnvironment& environment,
+                                                         size_t workers) {
+  std::unique_ptr<RouteRunner> runner(new RouteRunner(module, environment));
+  const ServeOptions& options = *environment.options;
+  std::string label = "route '" + module.route + "'";
+
+  Limits& limits = runner->limits_;
+  limits.timeout = module.timeout.value_or(options.timeout);
+  limits.max_memory_bytes = module.max_memory.value_or(options.max_memory);
+  limits.max_output_bytes = module.max_output.value_or(options.max_output);
+  limits.max_written_bytes = module.max_written.value_or(options.max_written);
+
+  runner->base_env_ = options.env;
+  runner->base_env_.insert(runner->base_env_.end(), module.environment.begin(),
+                           module.environment.end());
+
+  // Wagi's per-route stderr log, created at start as Wagi does.
+  std::string log_folder = environment.log_dir + "/" + sha256_hex(module.route);
+  std::error_code error;
+  fs::create_directories(log_folder, error);
+  std::string log_file = log_folder + "/module.stderr";
+  runner->stderr_fd_ = open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (runner->stderr_fd_ < 0) {
+    return Error(ErrorKind::kConfig,
+                 label + ": cannot open its log " + log_file + ": " + std::strerror(errno));
+  }
+
+  // Scratch folders: the snapshot's (stays empty) and one per worker.
+  auto make_folder = [&](const std::string& name) -> Result<std::string> {
+    std::string path = environment.scratch_root + "/" + name;
+    fs::create_directories(path, error);
+    if (error) {
+      return Error(ErrorKind::kConfig,
+                   label + ": cannot create scratch folder " + path + ": " + error.message());
+    }
+    return path;
+  };
+  // Unique per runner: a reload makes new runners beside the old ones.
+  static std::atomic<uint64_t> generation{0};
+  std::string route_id = std::to_string(++generation) + "-" + std::to_string(module.index);
+  auto template_folder = make_folder(route_id + "-snapshot");
+  if (!template_folder) return template_folder.error();
+  runner->template_scratch_ = *template_folder;
+  runner->slots_.resize(workers);
+  for (size_t i = 0; i < workers; ++i) {
+    auto folder = make_folder(route_id + "-worker" + std::to_string(i));
+    if (!folder) return folder.error();
+    runner->slots_[i].scratch = *folder;
+  }
+
+  // The interpreter of the snapshot: the request's args and env come later.
+  SandboxConfig config = runner->sandbox_config(runner->template_scratch_);
+  config.env = runner->base_env_;
+  std::string startup_output;
+  auto capture = [&startup_output](std::string_view data) {
+    if (startup_output.size() < 64 * 1024) startup_output.append(data);
+  };
+  config.stdout_output.callback = capture;
+  config.stderr_output.callback = capture;
+  // Starting may import a large app: more time than one request gets.
+  config.limits.timeout = std::max(limits.timeout, std::chrono::milliseconds(60'000));
+  std::string bootstrap;
+  if (module.kind == ModuleConfig::Kind::kWsgi) {
+    return Error(ErrorKind::kConfig, label + ": WSGI routes are not supported yet");
+  } else {
+    config.args = {module.script_guest_path};
+    if (module.script_guest_path.rfind("/script/", 0) == 0) {
+      // A script outside every volume: given to the guest alone.
+      std::ifstream in(module.script_host_path, std::ios::binary);
+      std::ostringstream contents;
+      contents << in.rdbuf();
+      if (!in) {
+        return Error(ErrorKind::kConfig, label + ": cannot read script " + module.script_host_path);
+      }
+      config.files.push_back({module.script_guest_path, contents.str()});
+    }
+    bootstrap = "import terrarium._cgi\nterrarium._cgi.prepare(" +
+                python_string(module.script_guest_path) + ")\n";
+  }
+  auto sandbox = runtime.new_sandbox(config);
+  if (!sandbox) {
+    return Error(sandbox.error().kind(),
+                 label + ": the interpreter did not start: " + sandbox.error().message(),
+                 startup_output);
+  }
+  if (auto ok = (*sandbox)->exec(bootstrap, "<terrarium serve>"); !ok) {
+    std::string details = ok.error().details();
+    if (!startup_output.empty()) details += (details.empty() ? "" : "\n") + startup_output;
+    return Error(
+        ok.error().kind(),
+        label + ": preparing " + module.script_guest_path + " failed: " + ok.error().message(),
+        details);
+  }
+  auto snapshot = Snapshot::capture(**sandbox);
+  if (!snapshot) {
+    return Error(snapshot.error().kind(), label + ": snapshot: " + snapshot.error().message());
+  }
+  runner->snapshot_ = std::move(*snapshot);
+
+  if (module.pool_prefill && module.pool_strategy == "reset") {
+    for (Slot& slot : runner->slots_) {
+      auto made = runner->sandbox_for(slot);
+      if (!made) {
+        return Error(made.error().kind(), label + ": " + made.error().message());
+      }
+    }
+  }
+  return runner;
+}
+
+Result<Sandbox*> RouteRunner::sandbox_for(Slot& slot) {
+  if (slot.sandbox) return slot.sandbox.get();
+  auto sandbox = snapshot_->new_sandbox(sandbox_config(slot.scratch));
+  if (!sandbox) return sandbox.error();
+  environment_.sandboxes_created->add({{"route", module_.route}});
+  ++*environment_.created_total;
+  slot.sandbox = std::move(*sandbox);
+  return slot.sandbox.get();
+}
+
+// After a request: the sandbox back to the snapshot, the scratch emptied.
+void RouteRunner::finish_with(Slot& slot) {
+  if (!folder_is_empty(slot.scratch)) empty_folder(slot.scratch);
+  if (!slot.sandbox) return;
+  if (module_.pool_strategy == "clone") {
+    slot.sandbox.reset();
+    return;
+  }
+  if (auto ok = slot.sandbox->reset(); !ok) {
+    environment_.log->error("sandbox reset failed; the next request gets a new one",
+                            {{"route", module_.route}, {"error", ok.error().message()}});
+    slot.sandbox.reset();
+    return;
+  }
+  environment_.sandbox_resets->add({{"route", module_.route}});
+  ++*environment_.resets_total;
+}
+
+void RouteRunner::write_stderr(const http::Request& request, const std::string& text) {
+  if (text.empty()) return;
+  // One write per request: O_APPEND keeps concurrent requests' lines whole.
+  ssize_t ignored = write(stderr_fd_, text.data(), text.size());
+  (void)ignored;
+  std::string_view trimmed = text;
+  while (!trimmed.empty() && trimmed.back() == '\n') trimmed.remove_suffix(1);
+  environment_.log->warn("guest stderr", {{"route", module_.route},
+                                          {"request", std::to_string(request.id)},
+                                          {"stderr", std::string(trimmed)}});
+}
+
+void RouteRunner::guest_failed(const http::Request& request, const Error& error, int* status) {
+  *status = error.kind() == ErrorKind::kTimeout ? 504 : 500;
+  environment_.guest_errors->add(
+      {{"route", module_.route}, {"kind", error_kind_label(error.kind())}});
+  environment_.log->error("request failed", {{"route", module_.route},
+                                             {"request", std::to_string(request.id)},
+                                             {"status", std::to_string(*status)},
+                                             {"error", error.to_string()}});
+}
+
+void RouteRunner::handle(const http::Request& request, size_t worker,
+                         http::ResponseWriter& writer) {
+  Slot& slot = slots_[worker % slots_.size()];
+  handle_cgi(request, slot, writer);
+  finish_with(slot);
+}
+
+void RouteRunner::handle_cgi(const http::Request& request, Slot& slot,
+                             http::ResponseWriter& writer) {
+  const ServeOptions& options = *environment_.options;
+  Invocation invocation;
+  invocation.env = cgi_environment({request, module_.pattern, options.default_host, base_env_});
+  std::vector<std::string> words = wagi_argv(request, module_.argv_template);
+  if (module_.kind == ModuleConfig::Kind::kInterpreter) {
+    // "python [options] /code/env.py a=1": sys.argv starts at the script.
+    size_t start = std::min(module_.argv_script_index, words.size());
+    invocation.args.assign(words.begin() + static_cast<std::ptrdiff_t>(start), words.end());
+  } else {
+    // argv[0] (the request path) is the script's place in sys.argv.
+    invocation.args.push_back(module_.script_guest_path);
+    if (words.size() > 1)
+      invocation.args.insert(invocation.args.end(), words.begin() + 1, words.end());
+  }
+  invocation.stdin_data = request.body;
+  std::string out, err;
+  invocation.stdout_output.callback = [&out](std::string_view data) { out.append(data); };
+  invocation.stderr_output.callback = [&err](std::string_view data) { err.append(data); };
+
+  auto sandbox = sandbox_for(slot);
+  if (!sandbox) {
+    int status;
+    guest_failed(request, sandbox.error(), &status);
+    writer.send({status, {}, ""});
+    return;
+  }
+  Result<std::string> exit_status = std::string();
+  if (auto ok = (*sandbox)->set_invocation(std::move(invocation)); !ok) {
+    exit_status = ok.error();
+  } else {
+    exit_status = (*sandbox)->call_json_text("__terrarium_cgi__", "null");
+  }
+  write_stderr(request, err);
+  if (!exit_status) {
+    int status;
+    guest_failed(request, exit_status.error(), &status);
+    writer.send({status, {}, ""});
+    return;
+  }
+  if (*exit_status != "0") {
+    environment_.guest_errors->add({{"route", module_.route}, {"kind", "exit"}});
+    environment_.log->error("script exited with status " + *exit_status,
+                            {{"route", module_.route}, {"request", std::to_string(request.id)}});
+    writer.send({500, {}, ""});
+    return;
+  }
+  CgiOutput parsed = parse_cgi_output(out);
+  if (!parsed.problem.empty()) {
+    if (parsed.response.status >= 500) {
+      environment_.guest_errors->add({{"route", module_.route}, {"kind", "bad_output"}});
+    }
+    environment_.log->warn(parsed.problem, {{"route", module_.route},
+                                            {"request", std::to_string(request.id)},
+                                            {"status", std::to_string(parsed.response.status)}});
+  }
+  writer.send(parsed.response);
+}
+
+}  // namespace terrarium::server
