@@ -38,4 +38,13 @@ inline std::string machine_line() {
          date;
 }
 
+// A field of /proc/self/status in KiB ("VmRSS:", "RssAnon:", "RssShmem:").
+inline long rss_kb(const std::string& field = "VmRSS:") {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind(field, 0) == 0) return std::stol(line.substr(field.size()));
+  }
+  return -1;
+}
+
 }  // namespace terrarium::bench

@@ -31,6 +31,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using terrarium::bench::percentile;
+using terrarium::bench::rss_kb;
 
 double micros_since(Clock::time_point start) {
   return std::chrono::duration<double, std::micro>(Clock::now() - start).count();
@@ -68,14 +69,6 @@ void check(bool ok, const char* what) {
     std::fprintf(stderr, "coldstart_bench: %s failed\n", what);
     std::exit(1);
   }
-}
-
-long rss_kb(const std::string& field = "VmRSS:") {
-  std::ifstream status("/proc/self/status");
-  for (std::string line; std::getline(status, line);) {
-    if (line.rfind(field, 0) == 0) return std::stol(line.substr(field.size()));
-  }
-  return -1;
 }
 
 double spawn_and_wait(std::vector<std::string> args) {

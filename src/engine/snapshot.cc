@@ -1,10 +1,12 @@
 #include "engine/snapshot.h"
 
 #include <fcntl.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <vector>
@@ -128,7 +130,16 @@ std::shared_ptr<const MemorySnapshot> MemorySnapshot::read_from(int in, uint64_t
       new MemorySnapshot(fd, static_cast<uint32_t>(size / kWasmPageSize)));
 }
 
-MemorySnapshot::~MemorySnapshot() { close(fd_); }
+MemorySnapshot::MemorySnapshot(int fd, uint32_t pages) : fd_(fd), pages_(pages) {
+  if (pages_ == 0) return;
+  void* view = mmap(nullptr, bytes(), PROT_READ, MAP_SHARED, fd_, 0);
+  if (view != MAP_FAILED) view_ = static_cast<const uint8_t*>(view);  // else pread is used
+}
+
+MemorySnapshot::~MemorySnapshot() {
+  if (view_) munmap(const_cast<uint8_t*>(view_), bytes());
+  close(fd_);
+}
 
 bool MemorySnapshot::map_new(wasm_rt_memory_t* memory, uint32_t max_pages,
                              std::string* error) const {
@@ -159,10 +170,90 @@ int pagemap_fd() {
   return fd;
 }
 
-// Copies the snapshot back into the pages of [data, data + bytes) that are
-// private copies (written since mapping); pages still shared with the
-// snapshot are untouched. Returns false if pagemap cannot be read.
-bool copy_back_private_pages(int snapshot_fd, uint8_t* data, uint64_t bytes) {
+// PAGEMAP_SCAN (Linux 6.7): the kernel walks the page tables and returns
+// only the ranges that match, instead of 8 bytes of pagemap per page. Debian
+// 12's headers (6.1) lack it, so it is declared here
+// (include/uapi/linux/fs.h of later kernels).
+struct PageRegion {
+  uint64_t start, end, categories;
+};
+struct PageScanArgument {
+  uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages, category_inverted,
+      category_mask, category_anyof_mask, return_mask;
+};
+constexpr unsigned long kPagemapScan = _IOWR('f', 16, PageScanArgument);
+constexpr uint64_t kPageIsFile = 1 << 2;
+constexpr uint64_t kPageIsPresent = 1 << 3;
+
+// Copies `length` bytes of the snapshot at `offset` back into `target`.
+bool copy_from_snapshot(int snapshot_fd, const uint8_t* view, uint8_t* target, off_t offset,
+                        size_t length) {
+  if (view) {
+    std::memcpy(target, view + offset, length);
+    return true;
+  }
+  while (length > 0) {
+    ssize_t n = pread(snapshot_fd, target, length, offset);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return false;
+    if (n == 0) {  // past the end of the memfd cannot happen; zero to be safe
+      std::memset(target, 0, length);
+      break;
+    }
+    target += n;
+    offset += n;
+    length -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+// The private pages (present and anonymous: copies made by the guest's
+// writes) through PAGEMAP_SCAN. Returns false if the kernel lacks it.
+bool copy_back_scanned(int snapshot_fd, const uint8_t* view, uint8_t* data, uint64_t bytes,
+                       bool* unsupported) {
+  static std::atomic<bool> scan_works{true};
+  if (!scan_works.load(std::memory_order_relaxed)) {
+    *unsupported = true;
+    return false;
+  }
+  constexpr size_t kRegions = 512;
+  static thread_local PageRegion regions[kRegions];
+  uint64_t begin = reinterpret_cast<uintptr_t>(data);
+  uint64_t end = begin + bytes;
+  while (begin < end) {
+    PageScanArgument scan{};
+    scan.size = sizeof scan;
+    scan.start = begin;
+    scan.end = end;
+    scan.vec = reinterpret_cast<uintptr_t>(regions);
+    scan.vec_len = kRegions;
+    scan.category_mask = kPageIsPresent | kPageIsFile;
+    scan.category_inverted = kPageIsFile;  // present, and not the file's page
+    scan.return_mask = kPageIsPresent | kPageIsFile;
+    int found = ioctl(pagemap_fd(), kPagemapScan, &scan);
+    if (found < 0) {
+      if (errno == EINTR) continue;
+      if (errno == ENOTTY || errno == EINVAL || errno == EOPNOTSUPP) {
+        scan_works = false;
+        *unsupported = true;
+      }
+      return false;
+    }
+    for (int i = 0; i < found; ++i) {
+      uint64_t offset = regions[i].start - reinterpret_cast<uintptr_t>(data);
+      if (!copy_from_snapshot(snapshot_fd, view, data + offset, static_cast<off_t>(offset),
+                              regions[i].end - regions[i].start)) {
+        return false;
+      }
+    }
+    if (scan.walk_end <= begin) return false;  // no progress: give up to the fallback
+    begin = scan.walk_end;
+  }
+  return true;
+}
+
+// The same by reading /proc/self/pagemap: 8 bytes per page of memory.
+bool copy_back_read_pagemap(int snapshot_fd, const uint8_t* view, uint8_t* data, uint64_t bytes) {
   int pagemap = pagemap_fd();
   if (pagemap < 0) return false;
   constexpr size_t kPage = 4096;
@@ -186,25 +277,22 @@ bool copy_back_private_pages(int snapshot_fd, uint8_t* data, uint64_t bytes) {
         ++run;
       }
       off_t offset = static_cast<off_t>((done + i) * kPage);
-      size_t length = run * kPage;
-      uint8_t* target = data + offset;
-      while (length > 0) {
-        ssize_t n = pread(snapshot_fd, target, length, offset);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return false;
-        if (n == 0) {  // past the end of the memfd cannot happen; zero to be safe
-          std::memset(target, 0, length);
-          break;
-        }
-        target += n;
-        offset += n;
-        length -= static_cast<size_t>(n);
-      }
+      if (!copy_from_snapshot(snapshot_fd, view, data + offset, offset, run * kPage)) return false;
       i += run;
     }
     done += count;
   }
   return true;
+}
+
+// Copies the snapshot back into the pages of [data, data + bytes) that are
+// private copies (written since mapping); pages still shared with the
+// snapshot are untouched. Returns false if neither way to find them works.
+bool copy_back_private_pages(int snapshot_fd, const uint8_t* view, uint8_t* data, uint64_t bytes) {
+  bool unsupported = false;
+  if (copy_back_scanned(snapshot_fd, view, data, bytes, &unsupported)) return true;
+  // A scan that failed midway copied some pages; copying them again is harmless.
+  return copy_back_read_pagemap(snapshot_fd, view, data, bytes);
 }
 
 }  // namespace
@@ -222,8 +310,12 @@ bool MemorySnapshot::reset(wasm_rt_memory_t* memory, std::string* error,
       return false;
     }
   }
-  bool copied = strategy == ResetStrategy::kCopyDirtyPages && pages_ &&
-                copy_back_private_pages(fd_, memory->data, bytes());
+  bool copied = false;
+  if (pages_ && strategy == ResetStrategy::kCopyDirtyPages) {
+    copied = copy_back_private_pages(fd_, view_, memory->data, bytes());
+  } else if (pages_ && strategy == ResetStrategy::kCopyDirtyPagesFromPagemap) {
+    copied = copy_back_read_pagemap(fd_, view_, memory->data, bytes());
+  }
   // On a private file mapping, MADV_DONTNEED drops the copied pages: the
   // next access sees the snapshot again.
   if (!copied && pages_ && madvise(memory->data, bytes(), MADV_DONTNEED) != 0) {

@@ -33,10 +33,14 @@ class MemorySnapshot {
   // How reset() restores the pages the guest wrote.
   enum class ResetStrategy {
     // Copy the snapshot's bytes back into exactly the pages that became
-    // private (found in /proc/self/pagemap). Every mapping stays in place, so
+    // private (found with the PAGEMAP_SCAN ioctl). Every mapping stays in place, so
     // the next call takes no page faults at all. The default: measured
     // fastest (bench/results/coldstart.md).
     kCopyDirtyPages,
+    // The same, with the pages found by reading /proc/self/pagemap (8 bytes
+    // a page) instead of the PAGEMAP_SCAN ioctl: what kCopyDirtyPages falls
+    // back to on kernels before 6.7; selectable for tests and comparisons.
+    kCopyDirtyPagesFromPagemap,
     // madvise(MADV_DONTNEED) over the whole memory: every page is dropped and
     // faults in again (from the snapshot) on its next use.
     kDropAllPages,
@@ -51,9 +55,12 @@ class MemorySnapshot {
   bool write_to(int fd, std::string* error) const;
 
  private:
-  MemorySnapshot(int fd, uint32_t pages) : fd_(fd), pages_(pages) {}
+  MemorySnapshot(int fd, uint32_t pages);
   int fd_;
   uint32_t pages_;
+  // A read-only shared view of the memfd: reset() copies dirty pages back
+  // from it with memcpy (a pread per run costs a page-cache lookup per page).
+  const uint8_t* view_ = nullptr;
 };
 
 }  // namespace terrarium::engine

@@ -226,12 +226,25 @@ Result<void> Sandbox::set_invocation(Invocation invocation) {
   if (auto ok = check_env(invocation.env); !ok) return ok.error();
   std::string payload;
   if (impl->python_ready) {
-    // What the guest's Python must be told; invalid UTF-8 (which JSON cannot
-    // carry) arrives as U+FFFD.
-    nlohmann::json message = {{"argv", invocation.args},
-                              {"env", invocation.env},
-                              {"stdin_was_read", impl->wasi->stdin_was_read()}};
-    payload = message.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    // What the guest's Python must be told, as bytes (docs/abi.md): whether
+    // stdin was read, the args, the environment, NUL-separated.
+    for (const auto& list : {&invocation.args, &invocation.env}) {
+      for (const std::string& item : *list) {
+        if (item.find('\0') != std::string::npos) {
+          return Error(ErrorKind::kConfig, "argument or environment entry with a NUL byte: '" +
+                                               item.substr(0, item.find('\0')) + "\\0...'");
+        }
+      }
+    }
+    payload = std::string(impl->wasi->stdin_was_read() ? "1 " : "0 ") +
+              std::to_string(invocation.args.size()) + " " + std::to_string(invocation.env.size()) +
+              '\0';
+    for (const auto& list : {&invocation.args, &invocation.env}) {
+      for (const std::string& item : *list) {
+        payload += item;
+        payload += '\0';
+      }
+    }
   } else if (impl->ran_main) {
     return Error(ErrorKind::kGuestError, "run_main() finalized this sandbox's interpreter");
   }
@@ -248,7 +261,7 @@ Result<void> Sandbox::set_invocation(Invocation invocation) {
       {invocation.stdout_output.host_fd, std::move(invocation.stdout_output.callback)},
       {invocation.stderr_output.host_fd, std::move(invocation.stderr_output.callback)});
   if (payload.empty()) return {};
-  return impl->call_export("__terrarium_set_invocation__", payload, bridge::kJson);
+  return impl->call_export("__terrarium_set_invocation__", payload, bridge::kBytes);
 }
 
 Result<void> Sandbox::define(std::string name, HostFunction function) {

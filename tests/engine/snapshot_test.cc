@@ -97,7 +97,7 @@ TEST(Snapshot, CopiesAreIsolatedAndResettable) {
   EXPECT_EQ(copy.load(2 * 65536 + 4), 0u);  // and comes back zeroed
 }
 
-TEST(Snapshot, BothResetStrategiesRestoreEveryWrittenPage) {
+TEST(Snapshot, EveryResetStrategyRestoresEveryWrittenPage) {
   Instance original;
   original.grow(3);
   for (u32 a = 0; a < 4 * 65536; a += 4096) original.store(a, a ^ 0x5a5a);
@@ -105,6 +105,7 @@ TEST(Snapshot, BothResetStrategiesRestoreEveryWrittenPage) {
   auto snapshot = MemorySnapshot::capture(*original.memory(), &error);
   ASSERT_TRUE(snapshot) << error;
   for (auto strategy : {MemorySnapshot::ResetStrategy::kCopyDirtyPages,
+                        MemorySnapshot::ResetStrategy::kCopyDirtyPagesFromPagemap,
                         MemorySnapshot::ResetStrategy::kDropAllPages}) {
     Instance copy;
     adopt(copy, *snapshot);

@@ -153,20 +153,24 @@ def _error(exception, skip_frames=1):
     return _KIND_ERROR, _encode({"type": name, "message": message, "traceback": text})
 
 
-def _set_invocation(value):
-    """Sandbox::set_invocation: sys.argv, os.environ and sys.stdin anew."""
+def _set_invocation(data):
+    """Sandbox::set_invocation: sys.argv, os.environ and sys.stdin anew.
+
+    ``data``: b"STDIN_WAS_READ ARGS ENTRIES" (decimal counts), NUL, then the
+    args and the "KEY=VALUE" entries, each ended by NUL (docs/abi.md).
+    """
     import os
     import sys
 
-    sys.argv = value["argv"]
-    environ = os.environ
-    wanted = dict(entry.split("=", 1) for entry in value["env"])
-    for key in [key for key in environ if key not in wanted]:
-        del environ[key]
-    for key, item in wanted.items():
-        if environ.get(key) != item:
-            environ[key] = item  # also the C library's environ (putenv)
-    if value["stdin_was_read"] and sys.stdin is not None:
+    head, _, body = data.partition(b"\0")
+    stdin_was_read, args, entries = head.split(b" ")
+    items = body.split(b"\0")
+    args = int(args)
+    sys.argv = [arg.decode("utf-8", "surrogateescape") for arg in items[:args]]
+    # os.environ's own store, swapped whole: a putenv per entry would cost
+    # ~4 us each (the C library's environ keeps the snapshot's entries).
+    os.environ._data = dict(entry.split(b"=", 1) for entry in items[args:args + int(entries)])
+    if stdin_was_read == b"1" and sys.stdin is not None:
         # What the old stdin's buffers hold belongs to the old invocation.
         import io
 
