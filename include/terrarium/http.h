@@ -66,6 +66,9 @@ class ResponseWriter {
   virtual bool write(std::string_view data) = 0;
   virtual void finish() = 0;
   virtual bool started() const = 0;
+  // Ends a started response early: the connection is closed without ending
+  // the body, so the client sees the response is incomplete.
+  virtual void abort() = 0;
   // start + write + finish, with Content-Length.
   bool send(const Response& response);
 };
@@ -158,6 +161,8 @@ std::string_view reason_phrase(int status);
 std::string http_date();
 // Percent-decoding (UTF-8, lossy: invalid sequences become U+FFFD); '+' stays.
 std::string percent_decode(std::string_view text);
+// Percent-decoding to the raw bytes (no UTF-8 check); '+' stays.
+std::string percent_decode_bytes(std::string_view text);
 // True if `name` is an RFC 7230 token (a valid header name).
 bool is_token(std::string_view name);
 // True if `value` may be sent as a header value (no CR, LF, NUL or other

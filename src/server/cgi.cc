@@ -1,6 +1,7 @@
 // CGI as Wagi does it; every rule here cites wagi-facts.md by section.
 #include "server/cgi.h"
 
+#include <algorithm>
 #include <cctype>
 
 namespace terrarium::server {
@@ -198,6 +199,52 @@ std::vector<std::string> cgi_environment(const CgiRequest& cgi) {
     }
   }
   return merged;
+}
+
+std::vector<std::string> wsgi_environment(const CgiRequest& cgi) {
+  static const std::vector<std::string> kNoEnv;
+  std::vector<std::string> env =
+      cgi_environment({cgi.request, cgi.route, cgi.default_host, kNoEnv, cgi.tls});
+  const RoutePattern& route = cgi.route;
+  std::string_view path = cgi.request.path;
+  // Mounted at the wildcard's prefix; exact routes and "/..." at the root.
+  std::string script_name = route.wildcard ? route.prefix : "";
+  std::string_view raw_info = path.substr(std::min(script_name.size(), path.size()));
+  std::string path_info = http::percent_decode_bytes(raw_info);
+  std::vector<std::string> out;
+  out.reserve(env.size());
+  for (std::string& entry : env) {
+    std::string_view name(entry.data(), entry.find('='));
+    if (name == "HTTP_CONTENT_TYPE" || name == "HTTP_CONTENT_LENGTH") continue;
+    if (name.rfind("HTTP_", 0) == 0) continue;  // added below, as sent
+    if (name == "SCRIPT_NAME") entry = "SCRIPT_NAME=" + script_name;
+    else if (name == "PATH_INFO") entry = "PATH_INFO=" + path_info;
+    else if (name == "PATH_TRANSLATED") entry = "PATH_TRANSLATED=" + path_info;
+    else if (name == "X_RAW_PATH_INFO") entry = "X_RAW_PATH_INFO=" + std::string(raw_info);
+    out.push_back(std::move(entry));
+  }
+  // Headers: the last of a repeated name wins, as for CGI.
+  std::vector<std::string> headers;
+  for (const auto& [name, value] : cgi.request.headers) {
+    std::string key = "HTTP_";
+    for (char c : name) {
+      key.push_back(c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+    }
+    // Unlike CGI (Wagi drops Authorization), WSGI apps read it, as under gunicorn.
+    if (key == "HTTP_CONTENT_TYPE" || key == "HTTP_CONTENT_LENGTH") continue;
+    std::string entry = key + "=" + value;
+    bool replaced = false;
+    for (std::string& existing : headers) {
+      if (existing.compare(0, key.size() + 1, key + "=") == 0) {
+        existing = entry;
+        replaced = true;
+      }
+    }
+    if (!replaced) headers.push_back(std::move(entry));
+  }
+  out.insert(out.end(), std::make_move_iterator(headers.begin()),
+             std::make_move_iterator(headers.end()));
+  return out;
 }
 
 // --- argv (§4) ---------------------------------------------------------------

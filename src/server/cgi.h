@@ -43,6 +43,15 @@ struct CgiRequest {
 // CONTENT_TYPE carries the request's Content-Type.
 std::vector<std::string> cgi_environment(const CgiRequest& cgi);
 
+// The environ of a WSGI request (PEP 3333), as "KEY=VALUE" whose bytes the
+// guest decodes as latin-1: the CGI variables above without `env` (that is
+// the process's os.environ), where SCRIPT_NAME is the route's mount point
+// ("" for exact routes and "/...", which get the whole path as PATH_INFO),
+// PATH_INFO the raw percent-decoded bytes, every header as sent (including
+// Authorization, as gunicorn passes it) but HTTP_CONTENT_TYPE and
+// HTTP_CONTENT_LENGTH (CONTENT_TYPE/LENGTH carry them).
+std::vector<std::string> wsgi_environment(const CgiRequest& cgi);
+
 // SERVER_NAME and SERVER_PORT: Wagi's rule (defaults localhost:80, then the
 // default host, then the Host header, each split at its first ':').
 std::pair<std::string, std::string> server_name_and_port(const http::Request& request,

@@ -515,6 +515,12 @@ class SessionWriter final : public ResponseWriter {
   }
 
   bool started() const override { return started_; }
+  void abort() override {
+    if (!started_ || finished_) return;
+    finished_ = true;
+    reason_ = reason_.empty() ? "response aborted" : reason_;
+    session_->finish_response(status_, body_bytes_, /*keep_alive=*/false, reason_);
+  }
   bool finished() const { return finished_; }
   void set_reason(std::string reason) { reason_ = std::move(reason); }
 

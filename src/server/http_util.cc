@@ -206,9 +206,21 @@ std::string http_date() {
 }
 
 std::string percent_decode(std::string_view text) {
+  std::string bytes = percent_decode_bytes(text);
+  bool ascii = true;
+  for (char c : bytes) {
+    if (static_cast<unsigned char>(c) >= 0x80) ascii = false;
+  }
+  if (ascii) return bytes;
+  std::string out;
+  out.reserve(bytes.size());
+  append_utf8_lossy(out, bytes);
+  return out;
+}
+
+std::string percent_decode_bytes(std::string_view text) {
   std::string bytes;
   bytes.reserve(text.size());
-  bool ascii = true;
   for (size_t i = 0; i < text.size(); ++i) {
     char c = text[i];
     if (c == '%' && i + 2 < text.size()) {
@@ -219,14 +231,9 @@ std::string percent_decode(std::string_view text) {
         i += 2;
       }
     }
-    if (static_cast<unsigned char>(c) >= 0x80) ascii = false;
     bytes.push_back(c);
   }
-  if (ascii) return bytes;
-  std::string out;
-  out.reserve(bytes.size());
-  append_utf8_lossy(out, bytes);
-  return out;
+  return bytes;
 }
 
 bool is_token(std::string_view name) {

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <stdexcept>
 
 #include "server/cgi.h"
 #include "server/sha256.h"
@@ -87,6 +89,7 @@ RouteRunner::~RouteRunner() {
 
 SandboxConfig RouteRunner::sandbox_config(const std::string& scratch) const {
   SandboxConfig config;
+  config.env = base_env_;
   config.mounts = module_.volumes;
   for (const std::string& path : module_.python_path) config.mounts.push_back({path, path, true});
   config.mounts.push_back({scratch, kScratchGuestPath, false});
@@ -148,7 +151,6 @@ Result<std::unique_ptr<RouteRunner>> RouteRunner::create(const Runtime& runtime,
 
   // The interpreter of the snapshot: the request's args and env come later.
   SandboxConfig config = runner->sandbox_config(runner->template_scratch_);
-  config.env = runner->base_env_;
   std::string startup_output;
   auto capture = [&startup_output](std::string_view data) {
     if (startup_output.size() < 64 * 1024) startup_output.append(data);
@@ -159,7 +161,14 @@ Result<std::unique_ptr<RouteRunner>> RouteRunner::create(const Runtime& runtime,
   config.limits.timeout = std::max(limits.timeout, std::chrono::milliseconds(60'000));
   std::string bootstrap;
   if (module.kind == ModuleConfig::Kind::kWsgi) {
-    return Error(ErrorKind::kConfig, label + ": WSGI routes are not supported yet");
+    // sys.path: the volumes in file order, then python_path.
+    std::string paths = "[";
+    for (const Mount& volume : module.volumes) paths += python_string(volume.guest_path) + ", ";
+    for (const std::string& path : module.python_path) paths += python_string(path) + ", ";
+    paths += "]";
+    config.args = {"wsgi:" + module.wsgi};
+    bootstrap = "import terrarium._wsgi\nterrarium._wsgi.prepare(" + python_string(module.wsgi) +
+                ", " + paths + ")\n";
   } else {
     config.args = {module.script_guest_path};
     if (module.script_guest_path.rfind("/script/", 0) == 0) {
@@ -184,10 +193,31 @@ Result<std::unique_ptr<RouteRunner>> RouteRunner::create(const Runtime& runtime,
   if (auto ok = (*sandbox)->exec(bootstrap, "<terrarium serve>"); !ok) {
     std::string details = ok.error().details();
     if (!startup_output.empty()) details += (details.empty() ? "" : "\n") + startup_output;
-    return Error(
-        ok.error().kind(),
-        label + ": preparing " + module.script_guest_path + " failed: " + ok.error().message(),
-        details);
+    std::string what = module.kind == ModuleConfig::Kind::kWsgi
+                           ? "importing the WSGI app " + module.wsgi
+                           : "preparing " + module.script_guest_path;
+    return Error(ok.error().kind(), label + ": " + what + " failed: " + ok.error().message(),
+                 details);
+  }
+  if (module.kind == ModuleConfig::Kind::kWsgi) {
+    // One request through the app before the snapshot: what it sets up on
+    // first use (URL maps, templates, caches) is then paid once.
+    define_wsgi_send(**sandbox, nullptr);
+    http::Request warm;
+    warm.method = "GET";
+    warm.target = warm.path = "/";
+    warm.headers = {{"Host", options.default_host}, {"User-Agent", "terrarium-warm-up"}};
+    warm.remote_address = "127.0.0.1";
+    auto warmed = (*sandbox)->call("__terrarium_wsgi__", runner->wsgi_payload(warm));
+    if (!warmed) {
+      environment.log->warn("warming the app with GET / failed (the route still starts)",
+                            {{"route", module.route}, {"error", warmed.error().message()}});
+      if ((*sandbox)->spent()) {
+        return Error(ErrorKind::kGuestError,
+                     label + ": the app's warm-up request left the sandbox unusable: " +
+                         warmed.error().message());
+      }
+    }
   }
   auto snapshot = Snapshot::capture(**sandbox);
   if (!snapshot) {
@@ -208,8 +238,15 @@ Result<std::unique_ptr<RouteRunner>> RouteRunner::create(const Runtime& runtime,
 
 Result<Sandbox*> RouteRunner::sandbox_for(Slot& slot) {
   if (slot.sandbox) return slot.sandbox.get();
-  auto sandbox = snapshot_->new_sandbox(sandbox_config(slot.scratch));
+  SandboxConfig config = sandbox_config(slot.scratch);
+  if (module_.kind == ModuleConfig::Kind::kWsgi) {
+    Slot* target = &slot;
+    config.stdout_output.callback = [target](std::string_view data) { target->out.append(data); };
+    config.stderr_output.callback = [target](std::string_view data) { target->err.append(data); };
+  }
+  auto sandbox = snapshot_->new_sandbox(config);
   if (!sandbox) return sandbox.error();
+  if (module_.kind == ModuleConfig::Kind::kWsgi) define_wsgi_send(**sandbox, &slot);
   environment_.sandboxes_created->add({{"route", module_.route}});
   ++*environment_.created_total;
   slot.sandbox = std::move(*sandbox);
@@ -256,11 +293,184 @@ void RouteRunner::guest_failed(const http::Request& request, const Error& error,
                                              {"error", error.to_string()}});
 }
 
-void RouteRunner::handle(const http::Request& request, size_t worker,
-                         http::ResponseWriter& writer) {
+void RouteRunner::handle(const http::Request& request, size_t worker, http::ResponseWriter& writer) {
   Slot& slot = slots_[worker % slots_.size()];
-  handle_cgi(request, slot, writer);
+  if (module_.kind == ModuleConfig::Kind::kWsgi) {
+    handle_wsgi(request, slot, writer);
+  } else {
+    handle_cgi(request, slot, writer);
+  }
   finish_with(slot);
+}
+
+namespace {
+
+// "200 OK" -> 200; 0 if it is not a status line.
+int status_code(std::string_view status) {
+  if (status.size() < 3) return 0;
+  int code = 0;
+  for (size_t i = 0; i < 3; ++i) {
+    if (status[i] < '0' || status[i] > '9') return 0;
+    code = code * 10 + (status[i] - '0');
+  }
+  return code >= 100 ? code : 0;
+}
+
+// The head the guest's _wsgi module encodes: b"H 0|1\0status\0name\0value\0..."
+// followed by the body. Returns false if it is malformed.
+bool parse_wsgi_head(std::string_view data, int* status, http::Headers* headers, bool* streamed,
+                     std::string_view* body) {
+  size_t nul = data.find('\0');
+  if (nul == std::string_view::npos) return false;
+  std::string_view counts = data.substr(0, nul);
+  size_t space = counts.find(' ');
+  if (space == std::string_view::npos || space == 0) return false;
+  size_t count = 0;
+  for (char c : counts.substr(0, space)) {
+    if (c < '0' || c > '9') return false;
+    count = count * 10 + static_cast<size_t>(c - '0');
+    if (count > 100000) return false;
+  }
+  *streamed = counts.substr(space + 1) == "1";
+  size_t at = nul + 1;
+  auto next = [&](std::string_view* field) {
+    size_t end = data.find('\0', at);
+    if (end == std::string_view::npos) return false;
+    *field = data.substr(at, end - at);
+    at = end + 1;
+    return true;
+  };
+  std::string_view status_line;
+  if (!next(&status_line)) return false;
+  *status = status_code(status_line);
+  if (*status == 0) return false;
+  for (size_t i = 0; i < count; ++i) {
+    std::string_view name, value;
+    if (!next(&name) || !next(&value)) return false;
+    headers->emplace_back(std::string(name), std::string(value));
+  }
+  *body = data.substr(at);
+  return true;
+}
+
+}  // namespace
+
+void RouteRunner::define_wsgi_send(Sandbox& sandbox, Slot* slot) {
+  // Streamed responses: b"H" + head, then b"B" + each chunk. Without a slot
+  // (the warm-up) the response is dropped.
+  (void)sandbox.define("__terrarium_wsgi_send__", [slot](const std::string& data) -> std::string {
+    if (!slot || !slot->writer || data.empty()) return {};
+    http::ResponseWriter& writer = *slot->writer;
+    if (data[0] == 'H') {
+      int status = 0;
+      http::Headers headers;
+      bool streamed = false;
+      std::string_view body;
+      if (!parse_wsgi_head(std::string_view(data).substr(1), &status, &headers, &streamed, &body) ||
+          !writer.start(status, headers)) {
+        throw std::runtime_error("the response headers could not be sent");
+      }
+    } else if (data[0] == 'B') {
+      if (!writer.write(std::string_view(data).substr(1))) {
+        throw std::runtime_error("the client closed the connection");
+      }
+    }
+    return {};
+  });
+}
+
+std::string RouteRunner::wsgi_payload(const http::Request& request) const {
+  std::vector<std::string> environ =
+      wsgi_environment({request, module_.pattern, environment_.options->default_host, base_env_});
+  std::string names, values;
+  size_t count = 0;
+  for (const std::string& entry : environ) {
+    size_t equals = entry.find('=');
+    std::string_view name(entry.data(), equals), value(entry.data() + equals + 1);
+    // NUL ends a field on this wire; a parsed request has none.
+    if (name.find('\0') != std::string_view::npos || value.find('\0') != std::string_view::npos) {
+      continue;
+    }
+    names.append(name).push_back('\0');
+    values.append(value).push_back('\0');
+    ++count;
+  }
+  std::string payload = std::to_string(count) + " " + std::to_string(request.body.size());
+  payload.push_back('\0');
+  payload += names;
+  payload += values;
+  payload += request.body;
+  return payload;
+}
+
+void RouteRunner::handle_wsgi(const http::Request& request, Slot& slot,
+                              http::ResponseWriter& writer) {
+  auto sandbox = sandbox_for(slot);
+  if (!sandbox) {
+    int status;
+    guest_failed(request, sandbox.error(), &status);
+    writer.send({status, {}, ""});
+    return;
+  }
+  slot.writer = &writer;
+  slot.out.clear();
+  slot.err.clear();
+  auto result = (*sandbox)->call("__terrarium_wsgi__", wsgi_payload(request));
+  slot.writer = nullptr;
+  // print() in an app lands in the route's log too, as gunicorn shows it.
+  if (!slot.out.empty()) slot.err.insert(0, slot.out);
+  if (!result) {
+    // The traceback is for the log only, never the client.
+    std::string traceback = result.error().details();
+    write_stderr(request, slot.err + traceback);
+    int status;
+    guest_failed(request, result.error(), &status);
+    if (writer.started()) {
+      writer.abort();
+    } else {
+      writer.send({status, {}, ""});
+    }
+    return;
+  }
+  write_stderr(request, slot.err);
+  int status = 0;
+  http::Headers headers;
+  bool streamed = false;
+  std::string_view body;
+  if (!parse_wsgi_head(*result, &status, &headers, &streamed, &body)) {
+    guest_failed(request,
+                 Error(ErrorKind::kGuestError, "the WSGI adapter returned a malformed response"),
+                 &status);
+    if (writer.started()) {
+      writer.abort();
+    } else {
+      writer.send({500, {}, ""});
+    }
+    return;
+  }
+  if (streamed) {
+    writer.finish();
+    return;
+  }
+  // Whole: Content-Length is the body's, unless the app gave one (HEAD).
+  bool has_length = false;
+  for (auto it = headers.begin(); it != headers.end();) {
+    if (strcasecmp(it->first.c_str(), "Content-Length") == 0) {
+      if (request.method == "HEAD" || it->second == std::to_string(body.size())) {
+        has_length = true;
+        ++it;
+        continue;
+      }
+      environment_.log->warn("the app's Content-Length differs from its body; sending the body's",
+                             {{"route", module_.route}, {"request", std::to_string(request.id)}});
+      it = headers.erase(it);
+      continue;
+    }
+    ++it;
+  }
+  if (!has_length) headers.emplace_back("Content-Length", std::to_string(body.size()));
+  if (writer.start(status, headers) && !body.empty()) writer.write(body);
+  writer.finish();
 }
 
 void RouteRunner::handle_cgi(const http::Request& request, Slot& slot,

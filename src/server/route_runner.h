@@ -52,6 +52,10 @@ class RouteRunner {
   struct Slot {
     std::unique_ptr<Sandbox> sandbox;
     std::string scratch;  // host folder of the sandbox's /tmp
+    // WSGI: the request in progress, for the streaming host function and
+    // the app's own stdout/stderr (logged after each request).
+    http::ResponseWriter* writer = nullptr;
+    std::string out, err;
   };
   RouteRunner(const ModuleConfig& module, const RouteEnvironment& environment)
       : module_(module), environment_(environment) {}
@@ -59,6 +63,10 @@ class RouteRunner {
   Result<Sandbox*> sandbox_for(Slot& slot);
   void finish_with(Slot& slot);
   void handle_cgi(const http::Request& request, Slot& slot, http::ResponseWriter& writer);
+  void handle_wsgi(const http::Request& request, Slot& slot, http::ResponseWriter& writer);
+  // The bytes __terrarium_wsgi__ takes: the environ and the body.
+  std::string wsgi_payload(const http::Request& request) const;
+  static void define_wsgi_send(Sandbox& sandbox, Slot* slot);
   void guest_failed(const http::Request& request, const Error& error, int* status);
   void write_stderr(const http::Request& request, const std::string& text);
 

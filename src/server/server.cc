@@ -126,7 +126,7 @@ void Routes::completed(const Completed& completed) {
   server_.latency->observe({{"route", label}}, seconds);
   ++server_.requests_total;
   if (!completed.reason.empty()) {
-    server_.log->warn("refused a request",
+    server_.log->warn("request not served normally",
                       {{"status", std::to_string(completed.status)},
                        {"reason", std::string(completed.reason)},
                        {"remote", completed.request ? completed.request->remote_address : ""}});
