@@ -13,15 +13,15 @@ REQUESTS_SEEN = 0
 NOTES = [{"id": 1, "text": "first note"}]
 
 
-@app.before_request
-def count():
+def seen():
     global REQUESTS_SEEN
     REQUESTS_SEEN += 1
+    return REQUESTS_SEEN
 
 
 @app.route("/")
 def index():
-    return render_template("index.html", notes=NOTES, count=REQUESTS_SEEN,
+    return render_template("index.html", notes=NOTES, count=seen(),
                            hello_url=url_for("hello", name="world"))
 
 
@@ -37,7 +37,7 @@ def hello(name):
 
 @app.route("/count")
 def requests_seen():
-    return jsonify(requests=REQUESTS_SEEN)
+    return jsonify(requests=seen())
 
 
 @app.route("/api/notes", methods=["GET", "POST"])

@@ -163,6 +163,7 @@ namespace {
 
 // pagemap entry bits (Documentation/admin-guide/mm/pagemap.rst).
 constexpr uint64_t kPagePresent = 1ull << 63;
+constexpr uint64_t kPageSwapped = 1ull << 62;
 constexpr uint64_t kPageFileOrShared = 1ull << 61;
 
 int pagemap_fd() {
@@ -184,6 +185,7 @@ struct PageScanArgument {
 constexpr unsigned long kPagemapScan = _IOWR('f', 16, PageScanArgument);
 constexpr uint64_t kPageIsFile = 1 << 2;
 constexpr uint64_t kPageIsPresent = 1 << 3;
+constexpr uint64_t kPageIsSwapped = 1 << 4;
 
 // Copies `length` bytes of the snapshot at `offset` back into `target`.
 bool copy_from_snapshot(int snapshot_fd, const uint8_t* view, uint8_t* target, off_t offset,
@@ -207,19 +209,18 @@ bool copy_from_snapshot(int snapshot_fd, const uint8_t* view, uint8_t* target, o
   return true;
 }
 
-// The private pages (present and anonymous: copies made by the guest's
-// writes) through PAGEMAP_SCAN. Returns false if the kernel lacks it.
-bool copy_back_scanned(int snapshot_fd, const uint8_t* view, uint8_t* data, uint64_t bytes,
-                       bool* unsupported) {
+using Runs = std::vector<MemorySnapshot::Run>;
+
+// The private pages (anonymous, present or swapped out: copies made by the
+// guest's writes) through PAGEMAP_SCAN. Returns false if the kernel lacks it.
+bool find_by_scan(uint8_t* data, uint64_t bytes, Runs* runs) {
   static std::atomic<bool> scan_works{true};
-  if (!scan_works.load(std::memory_order_relaxed)) {
-    *unsupported = true;
-    return false;
-  }
+  if (!scan_works.load(std::memory_order_relaxed)) return false;
   constexpr size_t kRegions = 512;
   static thread_local PageRegion regions[kRegions];
-  uint64_t begin = reinterpret_cast<uintptr_t>(data);
-  uint64_t end = begin + bytes;
+  uint64_t base = reinterpret_cast<uintptr_t>(data);
+  uint64_t begin = base;
+  uint64_t end = base + bytes;
   while (begin < end) {
     PageScanArgument scan{};
     scan.size = sizeof scan;
@@ -227,38 +228,35 @@ bool copy_back_scanned(int snapshot_fd, const uint8_t* view, uint8_t* data, uint
     scan.end = end;
     scan.vec = reinterpret_cast<uintptr_t>(regions);
     scan.vec_len = kRegions;
-    scan.category_mask = kPageIsPresent | kPageIsFile;
-    scan.category_inverted = kPageIsFile;  // present, and not the file's page
-    scan.return_mask = kPageIsPresent | kPageIsFile;
+    scan.category_mask = kPageIsFile;
+    scan.category_inverted = kPageIsFile;                        // not the file's page ...
+    scan.category_anyof_mask = kPageIsPresent | kPageIsSwapped;  // ... but a page of ours
+    scan.return_mask = kPageIsPresent | kPageIsSwapped | kPageIsFile;
     int found = ioctl(pagemap_fd(), kPagemapScan, &scan);
     if (found < 0) {
       if (errno == EINTR) continue;
-      if (errno == ENOTTY || errno == EINVAL || errno == EOPNOTSUPP) {
-        scan_works = false;
-        *unsupported = true;
-      }
+      if (errno == ENOTTY || errno == EINVAL || errno == EOPNOTSUPP) scan_works = false;
       return false;
     }
     for (int i = 0; i < found; ++i) {
-      uint64_t offset = regions[i].start - reinterpret_cast<uintptr_t>(data);
-      if (!copy_from_snapshot(snapshot_fd, view, data + offset, static_cast<off_t>(offset),
-                              regions[i].end - regions[i].start)) {
-        return false;
-      }
+      runs->push_back({regions[i].start - base, regions[i].end - regions[i].start});
     }
-    if (scan.walk_end <= begin) return false;  // no progress: give up to the fallback
+    if (scan.walk_end <= begin) return false;  // no progress: leave it to pagemap
     begin = scan.walk_end;
   }
   return true;
 }
 
 // The same by reading /proc/self/pagemap: 8 bytes per page of memory.
-bool copy_back_read_pagemap(int snapshot_fd, const uint8_t* view, uint8_t* data, uint64_t bytes) {
+bool find_by_pagemap(uint8_t* data, uint64_t bytes, Runs* runs) {
   int pagemap = pagemap_fd();
   if (pagemap < 0) return false;
   constexpr size_t kPage = 4096;
   constexpr size_t kBatch = 4096;  // entries read per pread (16 MiB of memory)
   static thread_local uint64_t entries[kBatch];
+  auto ours = [](uint64_t entry) {
+    return (entry & (kPagePresent | kPageSwapped)) && !(entry & kPageFileOrShared);
+  };
   uint64_t pages = bytes / kPage;
   uint64_t first_page = reinterpret_cast<uintptr_t>(data) / kPage;
   for (uint64_t done = 0; done < pages;) {
@@ -266,18 +264,13 @@ bool copy_back_read_pagemap(int snapshot_fd, const uint8_t* view, uint8_t* data,
     ssize_t got = pread(pagemap, entries, count * 8, static_cast<off_t>((first_page + done) * 8));
     if (got != static_cast<ssize_t>(count * 8)) return false;
     for (size_t i = 0; i < count;) {
-      bool is_private = (entries[i] & kPagePresent) && !(entries[i] & kPageFileOrShared);
-      if (!is_private) {
+      if (!ours(entries[i])) {
         ++i;
         continue;
       }
       size_t run = 1;
-      while (i + run < count && (entries[i + run] & kPagePresent) &&
-             !(entries[i + run] & kPageFileOrShared)) {
-        ++run;
-      }
-      off_t offset = static_cast<off_t>((done + i) * kPage);
-      if (!copy_from_snapshot(snapshot_fd, view, data + offset, offset, run * kPage)) return false;
+      while (i + run < count && ours(entries[i + run])) ++run;
+      runs->push_back({(done + i) * kPage, run * kPage});
       i += run;
     }
     done += count;
@@ -285,20 +278,21 @@ bool copy_back_read_pagemap(int snapshot_fd, const uint8_t* view, uint8_t* data,
   return true;
 }
 
-// Copies the snapshot back into the pages of [data, data + bytes) that are
-// private copies (written since mapping); pages still shared with the
-// snapshot are untouched. Returns false if neither way to find them works.
-bool copy_back_private_pages(int snapshot_fd, const uint8_t* view, uint8_t* data, uint64_t bytes) {
-  bool unsupported = false;
-  if (copy_back_scanned(snapshot_fd, view, data, bytes, &unsupported)) return true;
-  // A scan that failed midway copied some pages; copying them again is harmless.
-  return copy_back_read_pagemap(snapshot_fd, view, data, bytes);
-}
-
 }  // namespace
 
-bool MemorySnapshot::reset(wasm_rt_memory_t* memory, std::string* error,
-                           ResetStrategy strategy) const {
+bool MemorySnapshot::copy_runs(const std::vector<Run>& runs, uint8_t* data) const {
+  for (const Run& run : runs) {
+    if (run.offset + run.length > bytes()) return false;
+    if (!copy_from_snapshot(fd_, view_, data + run.offset, static_cast<off_t>(run.offset),
+                            run.length)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool MemorySnapshot::reset(wasm_rt_memory_t* memory, std::string* error, ResetStrategy strategy,
+                           PrivatePages* known) const {
   uint64_t current = uint64_t{memory->pages} * kWasmPageSize;
   if (current > bytes()) {
     // Pages grown after the snapshot: back to inaccessible, and zero (a
@@ -311,16 +305,35 @@ bool MemorySnapshot::reset(wasm_rt_memory_t* memory, std::string* error,
     }
   }
   bool copied = false;
-  if (pages_ && strategy == ResetStrategy::kCopyDirtyPages) {
-    copied = copy_back_private_pages(fd_, view_, memory->data, bytes());
-  } else if (pages_ && strategy == ResetStrategy::kCopyDirtyPagesFromPagemap) {
-    copied = copy_back_read_pagemap(fd_, view_, memory->data, bytes());
+  if (pages_ && strategy != ResetStrategy::kDropAllPages) {
+    if (known && known->trusted && known->valid) {
+      // No page became private since the last search (the caller's fault
+      // count says so): the private pages are the ones found then.
+      copied = copy_runs(known->runs, memory->data);
+    } else {
+      Runs runs;
+      bool found =
+          strategy == ResetStrategy::kCopyDirtyPages && find_by_scan(memory->data, bytes(), &runs);
+      if (!found) {
+        runs.clear();
+        found = find_by_pagemap(memory->data, bytes(), &runs);
+      }
+      copied = found && copy_runs(runs, memory->data);
+      if (known) {
+        known->valid = copied;
+        known->runs = std::move(runs);
+      }
+    }
   }
+  if (known) known->trusted = false;
   // On a private file mapping, MADV_DONTNEED drops the copied pages: the
   // next access sees the snapshot again.
-  if (!copied && pages_ && madvise(memory->data, bytes(), MADV_DONTNEED) != 0) {
-    *error = os_error("resetting the memory");
-    return false;
+  if (!copied && pages_) {
+    if (known) known->valid = false;
+    if (madvise(memory->data, bytes(), MADV_DONTNEED) != 0) {
+      *error = os_error("resetting the memory");
+      return false;
+    }
   }
   memory->pages = pages_;
   memory->size = static_cast<uint32_t>(bytes());

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace terrarium::engine {
 
@@ -46,16 +47,35 @@ class MemorySnapshot {
     kDropAllPages,
   };
 
+  // A range of a memory's pages, in bytes from its start.
+  struct Run {
+    uint64_t offset;
+    uint64_t length;
+  };
+  // What a resident memory's last reset learned: its private pages (once a
+  // page is a private copy it stays one, so the set only grows). When the
+  // caller knows no page can have become private since (its thread took no
+  // page fault and no other thread ran the guest), it sets `trusted` and the
+  // next reset copies these runs back without searching the page tables.
+  struct PrivatePages {
+    std::vector<Run> runs;
+    bool valid = false;    // runs is the set found by the last search
+    bool trusted = false;  // set by the caller before a reset; cleared by it
+  };
+
   // Puts a memory made by map_new back to the snapshot's contents and size;
-  // pages grown since the snapshot are removed.
+  // pages grown since the snapshot are removed. `known` (optional) is kept
+  // up to date for the next reset of the same memory.
   bool reset(wasm_rt_memory_t* memory, std::string* error,
-             ResetStrategy strategy = ResetStrategy::kCopyDirtyPages) const;
+             ResetStrategy strategy = ResetStrategy::kCopyDirtyPages,
+             PrivatePages* known = nullptr) const;
 
   // Writes the raw memory image (bytes() long) to `fd`.
   bool write_to(int fd, std::string* error) const;
 
  private:
   MemorySnapshot(int fd, uint32_t pages);
+  bool copy_runs(const std::vector<Run>& runs, uint8_t* data) const;
   int fd_;
   uint32_t pages_;
   // A read-only shared view of the memfd: reset() copies dirty pages back

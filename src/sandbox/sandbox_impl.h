@@ -2,6 +2,8 @@
 // snapshot.cc (capture, clone, reset).
 #pragma once
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <cstring>
 #include <memory>
@@ -11,6 +13,7 @@
 #include "bridge/bridge.h"
 #include "engine/deadline.h"
 #include "engine/guarded_call.h"
+#include "engine/snapshot.h"
 #include "python_wasm.h"
 #include "terrarium/sandbox.h"
 #include "terrarium/snapshot.h"
@@ -44,6 +47,15 @@ struct Sandbox::Impl {
   bool python_ready = false;
   uint32_t scratch = 0;  // guest pointer of the scratch buffer
   uint32_t scratch_capacity = 0;
+  // What reset() needs to skip searching the page tables (see
+  // engine::MemorySnapshot::PrivatePages): the private pages found last, the
+  // thread that reset, its page faults then, and whether another thread has
+  // run the guest since.
+  engine::MemorySnapshot::PrivatePages private_pages;
+  pthread_t reset_thread{};
+  bool reset_thread_set = false;
+  long faults_after_reset = -1;
+  bool foreign_entry = true;
 
   Result<void> usable() const {
     if (spent)
@@ -194,6 +206,7 @@ struct Sandbox::Impl {
   // armed and where a trap marks the sandbox as spent.
   template <typename Body>
   engine::TrapOutcome enter_guest(Body& body) {
+    if (!reset_thread_set || !pthread_equal(pthread_self(), reset_thread)) foreign_entry = true;
     engine::TrapOutcome outcome;
     {
       engine::DeadlineScope deadline(config.limits.timeout, config.limits.cpu_timeout);

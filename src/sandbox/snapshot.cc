@@ -2,6 +2,8 @@
 #include "terrarium/snapshot.h"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -104,6 +106,13 @@ Result<void> restore_instance(Sandbox::Impl& impl, const Snapshot::State& state)
   impl.scratch = state.scratch;
   impl.scratch_capacity = state.scratch_capacity;
   return {};
+}
+
+// Page faults (minor and major) the calling thread has taken.
+long thread_page_faults() {
+  struct rusage usage {};
+  if (getrusage(RUSAGE_THREAD, &usage) != 0) return -2;  // never equal: search
+  return usage.ru_minflt + usage.ru_majflt;
 }
 
 Result<void> reseed_if_needed(Sandbox::Impl& impl, const Snapshot::State& state) {
@@ -215,10 +224,24 @@ Result<void> Sandbox::reset(ResetStrategy strategy) {
   auto memory_strategy = strategy == ResetStrategy::kDropAllPages
                              ? engine::MemorySnapshot::ResetStrategy::kDropAllPages
                              : engine::MemorySnapshot::ResetStrategy::kCopyDirtyPages;
-  if (!state.memory->reset(&impl.instance.w2c_memory, &error, memory_strategy)) {
+  // The page tables need no search when no page can have become private
+  // since the last reset: the guest ran only on this thread, which took no
+  // page fault since (a write to a shared page is a fault).
+  pthread_t self = pthread_self();
+  bool same_thread = impl.reset_thread_set && pthread_equal(self, impl.reset_thread);
+  impl.private_pages.trusted =
+      same_thread && !impl.foreign_entry && thread_page_faults() == impl.faults_after_reset;
+  if (!state.memory->reset(&impl.instance.w2c_memory, &error, memory_strategy,
+                           &impl.private_pages)) {
     impl.spent = true;
     return Error(ErrorKind::kInternal, "reset: " + error);
   }
+  // Counted before anything else runs here: faults from now on (the reseed
+  // below included) make the next reset search again.
+  impl.reset_thread = self;
+  impl.reset_thread_set = true;
+  impl.foreign_entry = false;
+  impl.faults_after_reset = thread_page_faults();
   impl.instance.w2c___stack_pointer = state.stack_pointer;
   // The guest has no table.set/table.grow (tests/bridge checks python.wasm),
   // so its table is as the snapshot left it; only the size is re-checked.

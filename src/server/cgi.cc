@@ -217,10 +217,14 @@ std::vector<std::string> wsgi_environment(const CgiRequest& cgi) {
     std::string_view name(entry.data(), entry.find('='));
     if (name == "HTTP_CONTENT_TYPE" || name == "HTTP_CONTENT_LENGTH") continue;
     if (name.rfind("HTTP_", 0) == 0) continue;  // added below, as sent
-    if (name == "SCRIPT_NAME") entry = "SCRIPT_NAME=" + script_name;
-    else if (name == "PATH_INFO") entry = "PATH_INFO=" + path_info;
-    else if (name == "PATH_TRANSLATED") entry = "PATH_TRANSLATED=" + path_info;
-    else if (name == "X_RAW_PATH_INFO") entry = "X_RAW_PATH_INFO=" + std::string(raw_info);
+    if (name == "SCRIPT_NAME")
+      entry = "SCRIPT_NAME=" + script_name;
+    else if (name == "PATH_INFO")
+      entry = "PATH_INFO=" + path_info;
+    else if (name == "PATH_TRANSLATED")
+      entry = "PATH_TRANSLATED=" + path_info;
+    else if (name == "X_RAW_PATH_INFO")
+      entry = "X_RAW_PATH_INFO=" + std::string(raw_info);
     out.push_back(std::move(entry));
   }
   // Headers: the last of a repeated name wins, as for CGI.
@@ -228,7 +232,8 @@ std::vector<std::string> wsgi_environment(const CgiRequest& cgi) {
   for (const auto& [name, value] : cgi.request.headers) {
     std::string key = "HTTP_";
     for (char c : name) {
-      key.push_back(c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+      key.push_back(c == '-' ? '_'
+                             : static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
     }
     // Unlike CGI (Wagi drops Authorization), WSGI apps read it, as under gunicorn.
     if (key == "HTTP_CONTENT_TYPE" || key == "HTTP_CONTENT_LENGTH") continue;
@@ -245,6 +250,27 @@ std::vector<std::string> wsgi_environment(const CgiRequest& cgi) {
   out.insert(out.end(), std::make_move_iterator(headers.begin()),
              std::make_move_iterator(headers.end()));
   return out;
+}
+
+std::string wsgi_request_payload(const std::vector<std::string>& environ, std::string_view body) {
+  std::string names, values;
+  size_t count = 0;
+  for (const std::string& entry : environ) {
+    size_t equals = entry.find('=');
+    std::string_view name(entry.data(), equals), value(entry.data() + equals + 1);
+    if (name.find('\0') != std::string_view::npos || value.find('\0') != std::string_view::npos) {
+      continue;
+    }
+    names.append(name).push_back('\0');
+    values.append(value).push_back('\0');
+    ++count;
+  }
+  std::string payload = std::to_string(count) + " " + std::to_string(body.size());
+  payload.push_back('\0');
+  payload += names;
+  payload += values;
+  payload += body;
+  return payload;
 }
 
 // --- argv (§4) ---------------------------------------------------------------

@@ -52,6 +52,11 @@ std::vector<std::string> cgi_environment(const CgiRequest& cgi);
 // HTTP_CONTENT_LENGTH (CONTENT_TYPE/LENGTH carry them).
 std::vector<std::string> wsgi_environment(const CgiRequest& cgi);
 
+// What the guest's WSGI adapter (guest/python/terrarium/_wsgi.py) takes:
+// b"N BODY_LENGTH\0", the N names and N values each ended by NUL, the body.
+// Entries with a NUL byte (which no parsed request has) are left out.
+std::string wsgi_request_payload(const std::vector<std::string>& environ, std::string_view body);
+
 // SERVER_NAME and SERVER_PORT: Wagi's rule (defaults localhost:80, then the
 // default host, then the Host header, each split at its first ':').
 std::pair<std::string, std::string> server_name_and_port(const http::Request& request,

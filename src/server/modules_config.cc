@@ -34,8 +34,8 @@ const std::set<std::string> kWagiKeys = {"route",
                                          "http_max_concurrency",
                                          "bindle_server",
                                          "repository"};
-const std::set<std::string> kTerrariumKeys = {"environment", "limits", "pool", "wsgi",
-                                              "python_path"};
+const std::set<std::string> kTerrariumKeys = {"environment", "limits",      "pool",
+                                              "wsgi",        "python_path", "warm_up"};
 
 // A table's entries in the order the file lists them (toml++ keeps keys
 // sorted): volumes become sys.path in this order.
@@ -463,6 +463,18 @@ class Loader {
     }
     if (module->argv_template) {
       note(table.get("argv")->source().begin, label + ": 'argv' has no effect on a WSGI route");
+    }
+    if (toml::node* warm = table.get("warm_up")) {
+      if (auto off = warm->value_exact<bool>(); off && !*off) {
+        module->warm_up.clear();
+      } else if (auto path = warm->value_exact<std::string>();
+                 path && !path->empty() && (*path)[0] == '/') {
+        module->warm_up = *path;
+      } else {
+        return fail(
+            warm->source().begin,
+            label + ": warm_up must be a path (\"/health\") or false, not " + type_of(*warm));
+      }
     }
     return {};
   }

@@ -36,6 +36,11 @@ struct ModuleConfig {
   // mounted read-only at the same path and put on sys.path after the volumes.
   std::string wsgi;
   std::vector<std::string> python_path;
+  // WSGI: the path of the request sent through the app before the snapshot
+  // ("" for none). By default one no app is likely to route, so that the
+  // framework warms up (URL map, request machinery, error page) but no view
+  // of the app runs and leaves its effects in every request's starting state.
+  std::string warm_up = "/__terrarium_warm_up__";
   std::vector<std::string> environment;  // "KEY=VALUE", the module's own
   std::optional<std::chrono::milliseconds> timeout;
   std::optional<uint64_t> max_memory;

@@ -199,19 +199,20 @@ Result<std::unique_ptr<RouteRunner>> RouteRunner::create(const Runtime& runtime,
     return Error(ok.error().kind(), label + ": " + what + " failed: " + ok.error().message(),
                  details);
   }
-  if (module.kind == ModuleConfig::Kind::kWsgi) {
-    // One request through the app before the snapshot: what it sets up on
-    // first use (URL maps, templates, caches) is then paid once.
-    define_wsgi_send(**sandbox, nullptr);
+  if (module.kind == ModuleConfig::Kind::kWsgi) define_wsgi_send(**sandbox, nullptr);
+  if (module.kind == ModuleConfig::Kind::kWsgi && !module.warm_up.empty()) {
+    // One request through the app before the snapshot: what the framework
+    // sets up on first use is then paid once (ModuleConfig::warm_up).
     http::Request warm;
     warm.method = "GET";
-    warm.target = warm.path = "/";
+    warm.target = warm.path = module.warm_up;
     warm.headers = {{"Host", options.default_host}, {"User-Agent", "terrarium-warm-up"}};
     warm.remote_address = "127.0.0.1";
     auto warmed = (*sandbox)->call("__terrarium_wsgi__", runner->wsgi_payload(warm));
     if (!warmed) {
-      environment.log->warn("warming the app with GET / failed (the route still starts)",
-                            {{"route", module.route}, {"error", warmed.error().message()}});
+      environment.log->warn(
+          "warming the app with GET " + module.warm_up + " failed (the route still starts)",
+          {{"route", module.route}, {"error", warmed.error().message()}});
       if ((*sandbox)->spent()) {
         return Error(ErrorKind::kGuestError,
                      label + ": the app's warm-up request left the sandbox unusable: " +
@@ -293,7 +294,8 @@ void RouteRunner::guest_failed(const http::Request& request, const Error& error,
                                              {"error", error.to_string()}});
 }
 
-void RouteRunner::handle(const http::Request& request, size_t worker, http::ResponseWriter& writer) {
+void RouteRunner::handle(const http::Request& request, size_t worker,
+                         http::ResponseWriter& writer) {
   Slot& slot = slots_[worker % slots_.size()];
   if (module_.kind == ModuleConfig::Kind::kWsgi) {
     handle_wsgi(request, slot, writer);
@@ -380,27 +382,9 @@ void RouteRunner::define_wsgi_send(Sandbox& sandbox, Slot* slot) {
 }
 
 std::string RouteRunner::wsgi_payload(const http::Request& request) const {
-  std::vector<std::string> environ =
-      wsgi_environment({request, module_.pattern, environment_.options->default_host, base_env_});
-  std::string names, values;
-  size_t count = 0;
-  for (const std::string& entry : environ) {
-    size_t equals = entry.find('=');
-    std::string_view name(entry.data(), equals), value(entry.data() + equals + 1);
-    // NUL ends a field on this wire; a parsed request has none.
-    if (name.find('\0') != std::string_view::npos || value.find('\0') != std::string_view::npos) {
-      continue;
-    }
-    names.append(name).push_back('\0');
-    values.append(value).push_back('\0');
-    ++count;
-  }
-  std::string payload = std::to_string(count) + " " + std::to_string(request.body.size());
-  payload.push_back('\0');
-  payload += names;
-  payload += values;
-  payload += request.body;
-  return payload;
+  return wsgi_request_payload(
+      wsgi_environment({request, module_.pattern, environment_.options->default_host, base_env_}),
+      request.body);
 }
 
 void RouteRunner::handle_wsgi(const http::Request& request, Slot& slot,

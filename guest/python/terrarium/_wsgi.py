@@ -105,6 +105,16 @@ def _check_headers(status, headers):
             raise ValueError("header %r contains a control character" % (header,))
 
 
+def _content_length(headers):
+    for name, value in headers:
+        if name.lower() == "content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return -1
+    return -1
+
+
 def _handle(data):
     head, _, rest = data.partition(b"\0")
     count, body_length = head.split(b" ")
@@ -163,7 +173,8 @@ def _handle(data):
             if state["status"] is None:
                 raise AssertionError("the app returned without calling start_response()")
             return _encode_head(state["status"], state["headers"], False) + b"".join(chunks)
-        for chunk in result:
+        iterator = iter(result)
+        for chunk in iterator:
             if type(chunk) is not bytes:
                 raise TypeError("the app's response holds %r, not bytes" % (type(chunk),))
             if not chunk:
@@ -171,6 +182,11 @@ def _handle(data):
             if state["status"] is None:
                 raise AssertionError("the app yielded a body before calling start_response()")
             if not state["sent"]:
+                if len(chunk) == _content_length(state["headers"]):
+                    # The whole body at once (werkzeug's usual response):
+                    # no need to stream it.
+                    rest = b"".join(iterator)
+                    return _encode_head(state["status"], state["headers"], False) + chunk + rest
                 send_headers()
             _send(b"B" + chunk)
         if state["status"] is None:
