@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -27,6 +28,11 @@ struct Snapshot::State {
   uint32_t scratch = 0;
   uint32_t scratch_capacity = 0;
   bool reseed_random = false;
+  // Guest address of the global Mersenne Twister's `index` (followed by its
+  // 624-word state), when capture found it where CPython 3.11 keeps it: a
+  // reset then reseeds by writing fresh entropy there, without entering the
+  // guest. 0: reseed through random.seed().
+  uint32_t random_state_address = 0;
 };
 
 namespace {
@@ -46,6 +52,16 @@ def _terrarium_random_imported(_):
 @_terrarium_sdk.export("__terrarium_reseed__")
 def _terrarium_reseed(_):
     _terrarium_sys.modules["random"].seed()
+
+@_terrarium_sdk.export("__terrarium_random_state__")
+def _terrarium_random_state(_):
+    # The global generator's object and what its state holds now, for the
+    # host to find the state in memory (and check it found it).
+    inst = _terrarium_sys.modules["random"]._inst
+    version, internal, gauss_next = inst.getstate()
+    if gauss_next is not None:
+        return None
+    return [id(inst), internal[624], internal[0], internal[1], internal[623]]
 
 # Everything alive now is shared by every clone: move it out of the garbage
 # collector's sight, so that a collection in a clone does not walk (and so
@@ -115,8 +131,52 @@ long thread_page_faults() {
   return usage.ru_minflt + usage.ru_majflt;
 }
 
+// CPython 3.11's RandomObject: PyObject_HEAD (refcount, type: 8 bytes on
+// wasm32), int index, uint32_t state[624]. Verified against getstate().
+uint32_t find_random_state(Sandbox::Impl& impl, Sandbox& sandbox) {
+  auto found = sandbox.call_json("__terrarium_random_state__", nullptr);
+  if (!found || !found->is_array() || found->size() != 5) return 0;
+  try {
+    uint64_t object = (*found)[0].get<uint64_t>();
+    wasm_rt_memory_t* memory = Z_pythonZ_memory(&impl.instance);
+    if (object + 8 + 4 * 625 > memory->size) return 0;
+    auto word = [&](uint64_t at) {
+      uint32_t value;
+      std::memcpy(&value, memory->data + at, 4);
+      return value;
+    };
+    uint64_t index = object + 8, words = object + 12;
+    if (word(index) != (*found)[1].get<uint32_t>() || word(words) != (*found)[2].get<uint32_t>() ||
+        word(words + 4) != (*found)[3].get<uint32_t>() ||
+        word(words + 4 * 623) != (*found)[4].get<uint32_t>()) {
+      return 0;
+    }
+    return static_cast<uint32_t>(index);
+  } catch (const std::exception&) {
+    return 0;
+  }
+}
+
 Result<void> reseed_if_needed(Sandbox::Impl& impl, const Snapshot::State& state) {
   if (!state.reseed_random) return {};
+  if (uint32_t at = state.random_state_address) {
+    // A fresh state from the kernel, as random.seed() would draw one; the
+    // index says "used up", so the first draw regenerates the whole block.
+    uint32_t words[624];
+    size_t got = 0;
+    while (got < sizeof words) {
+      ssize_t n = getrandom(reinterpret_cast<char*>(words) + got, sizeof words - got, 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return Error(ErrorKind::kInternal, "getrandom failed reseeding the guest");
+      got += static_cast<size_t>(n);
+    }
+    words[0] |= 0x80000000u;  // as init_by_array: the state is never all zero
+    uint32_t index = 624;
+    uint8_t* memory = impl.instance.w2c_memory.data;
+    std::memcpy(memory + at, &index, 4);
+    std::memcpy(memory + at + 4, words, sizeof words);
+    return {};
+  }
   return impl.call_export("__terrarium_reseed__", "null", bridge::kJson);
 }
 
@@ -162,6 +222,7 @@ Result<std::shared_ptr<const Snapshot>> Snapshot::capture(Sandbox& sandbox) {
   state->scratch = impl.scratch;
   state->scratch_capacity = impl.scratch_capacity;
   state->reseed_random = random_imported->get<bool>();
+  if (state->reseed_random) state->random_state_address = find_random_state(impl, sandbox);
   return std::make_shared<const Snapshot>(impl.config, std::move(state));
 }
 
@@ -276,7 +337,8 @@ Result<void> Snapshot::save(const std::string& path) const {
                            {"memory_bytes", state_->memory->bytes()},
                            {"scratch", state_->scratch},
                            {"scratch_capacity", state_->scratch_capacity},
-                           {"reseed_random", state_->reseed_random}};
+                           {"reseed_random", state_->reseed_random},
+                           {"random_state_address", state_->random_state_address}};
   std::string text = header.dump();
   uint32_t length = static_cast<uint32_t>(text.size());
   std::string error;
@@ -340,6 +402,7 @@ Result<std::shared_ptr<const Snapshot>> Snapshot::load(const std::string& path,
     state->scratch = header.at("scratch").get<uint32_t>();
     state->scratch_capacity = header.at("scratch_capacity").get<uint32_t>();
     state->reseed_random = header.at("reseed_random").get<bool>();
+    state->random_state_address = header.value("random_state_address", 0u);
     state->memory =
         engine::MemorySnapshot::read_from(fd, header.at("memory_bytes").get<uint64_t>(), &error);
   } catch (const std::exception& e) {
