@@ -10,12 +10,13 @@ APT_PACKAGES = build-essential patch cmake ninja-build ccache pkg-config python3
   clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32 wabt autoconf-archive dpkg-dev \
   nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libzstd-dev \
   libbenchmark-dev hyperfine libboost1.81-dev libtomlplusplus-dev \
+  python3-flask python3-bottle gunicorn wrk \
   tcl tzdata \
   python3-jinja2 python3-markupsafe python3-yaml python3-pygments python3-markdown \
   python3-attr python3-dateutil python3-six python3-idna python3-packaging
 
 .PHONY: all deps configure build demo test test-security bench clean format \
-  test-cpython record-cpython test-thirdparty
+  test-cpython record-cpython test-thirdparty bench-http
 
 all: build
 
@@ -45,6 +46,11 @@ test: build
 BENCH_FLAGS ?=
 bench: build
 	python3 bench/run.py --build $(BUILD) $(BENCH_FLAGS)
+
+# terrarium serve against its peers with wrk (~10 minutes), results in
+# bench/results/http.md.
+bench-http: build
+	/usr/bin/python3 bench/http/run.py --build $(BUILD)
 
 # CPython's own regression tests (Lib/test) in the sandbox: every module on
 # the recorded pass list must still pass (takes several minutes).

@@ -39,8 +39,43 @@ struct RunOptions {
   std::vector<std::string> rest;  // script and its args (or args after -c/-m)
 };
 
+void write_all(int fd, std::string_view text) {
+  while (!text.empty()) {
+    ssize_t written = ::write(fd, text.data(), text.size());
+    if (written < 0 && errno == EINTR) continue;
+    if (written <= 0) return;
+    text.remove_prefix(static_cast<size_t>(written));
+  }
+}
+
+// When `script` ran alone as /script/NAME and failed to import a module that
+// lies beside it on the host, the command that mounts its folder.
+std::string neighbour_hint(const std::string& script, const std::string& stderr_tail) {
+  static const std::string kMarker = "ModuleNotFoundError: No module named '";
+  size_t at = stderr_tail.rfind(kMarker);
+  if (at == std::string::npos) return "";
+  size_t start = at + kMarker.size();
+  size_t end = stderr_tail.find('\'', start);
+  if (end == std::string::npos) return "";
+  std::string module = stderr_tail.substr(start, end - start);
+  std::string top = module.substr(0, module.find('.'));
+  if (top.empty()) return "";
+  std::filesystem::path folder = std::filesystem::path(script).parent_path();
+  std::error_code error;
+  bool beside = std::filesystem::is_regular_file(folder / (top + ".py"), error) ||
+                std::filesystem::is_directory(folder / top, error);
+  if (!beside) return "";
+  std::string host_folder = folder.empty() ? "." : folder.string();
+  std::string name = std::filesystem::path(script).filename().string();
+  return "'" + top + "' lies beside " + name +
+         " on the host, but the script ran alone (as /script/" + name +
+         "); mount its folder to import its neighbours: terrarium run --dir " + host_folder +
+         "::/app:ro /app/" + name;
+}
+
 int run(RunOptions& options) {
   terrarium::SandboxConfig config;
+  std::string lone_script;  // set when the script is given to the guest alone
   config.args.push_back("python");
   if (options.unbuffered) config.args.push_back("-u");
   for (const auto& spec : options.dirs) {
@@ -97,7 +132,37 @@ int run(RunOptions& options) {
   } else if (!options.rest.empty()) {
     const std::string& script = options.rest[0];
     auto guest_path = terrarium::cli::guest_path_for(script, config.mounts);
-    if (!guest_path) {
+    std::error_code error;
+    bool host_file = std::filesystem::is_regular_file(script, error);
+    if (guest_path) {
+      if (access(script.c_str(), R_OK) != 0) {
+        return fail("can't open file '" + script + "': " + std::strerror(errno));
+      }
+    } else if (!host_file) {
+      // Not a host file: a guest path, as wasmtime's and Wagi's configs
+      // write it, if a mount's guest path holds it.
+      auto behind = terrarium::cli::host_file_for(script, config.mounts);
+      if (!behind) {
+        std::string message = "can't open file '" + script + "': " + std::strerror(ENOENT);
+        if (config.mounts.empty()) {
+          message += " (nor is it a guest path: no --dir is mounted)";
+        } else {
+          message += " (nor is it under a mount's guest path; mounts checked:";
+          for (const auto& mount : config.mounts) {
+            message += " " + mount.guest_path + " <- " + mount.host_path + ",";
+          }
+          message.back() = ')';
+        }
+        return fail(message);
+      }
+      const terrarium::Mount& mount = config.mounts[behind->mount_index];
+      if (!std::filesystem::is_regular_file(behind->host_path, error)) {
+        return fail("can't open file '" + script + "': the guest path lies in the mount " +
+                    mount.guest_path + " <- " + mount.host_path + ", but '" + behind->host_path +
+                    "' is not a file on the host");
+      }
+      guest_path = std::filesystem::path(script).lexically_normal().string();
+    } else {
       // Not inside a mount: give the guest this one file, read-only.
       std::ifstream in(script, std::ios::binary);
       if (!in) {
@@ -108,17 +173,34 @@ int run(RunOptions& options) {
       std::string name = std::filesystem::path(script).filename().string();
       guest_path = "/script/" + name;
       config.files.push_back({*guest_path, contents.str()});
-    } else if (access(script.c_str(), R_OK) != 0) {
-      return fail("can't open file '" + script + "': " + std::strerror(errno));
+      lone_script = script;
     }
     config.args.push_back(*guest_path);
     config.args.insert(config.args.end(), options.rest.begin() + 1, options.rest.end());
+  }
+  // A script that ran alone cannot import its neighbours: the tail of stderr
+  // tells whether it tried, so that the way out can be named.
+  std::string stderr_tail;
+  if (!lone_script.empty()) {
+    config.stderr_output.host_fd = -1;
+    config.stderr_output.callback = [&stderr_tail](std::string_view text) {
+      write_all(2, text);
+      stderr_tail.append(text);
+      if (stderr_tail.size() > 8192) stderr_tail.erase(0, stderr_tail.size() - 4096);
+    };
   }
   config.stdin_fd = 0;
 
   auto sandbox = terrarium::Sandbox::create(std::move(config));
   if (!sandbox) return fail(sandbox.error().message());
   auto status = (*sandbox)->run_main();
+  if (!lone_script.empty() && !(status && *status == 0)) {
+    std::string hint = neighbour_hint(lone_script, stderr_tail);
+    if (!hint.empty()) {
+      std::fflush(stdout);
+      std::fprintf(stderr, "terrarium: %s\n", hint.c_str());
+    }
+  }
   if (!status) {
     const terrarium::Error& error = status.error();
     std::fflush(stdout);
@@ -140,12 +222,15 @@ struct PluginOptions {
   int64_t ident = 0;
   std::vector<std::string> envs;
   std::string max_memory, timeout;
+  std::string result_file;
 };
 
 // `terrarium plugin run DIR --payload TEXT`: an SE2 plugin's run_e, its
-// result on stdout.
+// result on stdout (or in --result-file); what the plugin prints goes to
+// stderr, so that a script can consume the result.
 int plugin_run(const PluginOptions& options) {
   terrarium::PluginOptions plugin_options;
+  plugin_options.config.stdout_output = {2, {}};
   for (const auto& entry : options.envs) {
     if (entry.find('=') == std::string::npos || entry[0] == '=') {
       return fail("--env '" + entry + "': expected KEY=VALUE");
@@ -176,6 +261,15 @@ int plugin_run(const PluginOptions& options) {
     if (!result.error().details().empty()) std::fputs(result.error().details().c_str(), stderr);
     return fail(result.error().message(), 1);
   }
+  if (!options.result_file.empty()) {
+    std::ofstream out(options.result_file, std::ios::binary | std::ios::trunc);
+    out.write(result->data(), static_cast<std::streamsize>(result->size()));
+    out.close();
+    if (!out) {
+      return fail("--result-file '" + options.result_file + "': " + std::strerror(errno), 1);
+    }
+    return 0;
+  }
   std::fwrite(result->data(), 1, result->size(), stdout);
   std::fputc('\n', stdout);
   return 0;
@@ -196,14 +290,19 @@ int main(int argc, char** argv) {
       "Run Python in a fresh sandbox, like `python`: a script, -c CODE, -m MODULE, or the\n"
       "interactive prompt when stdin is a terminal. The script's exit status is passed\n"
       "through. Exit status 2: bad usage; 124: timeout; 125: the guest trapped or hit a limit.");
-  run_command->add_option("--dir", options.dirs,
-                          "Mount a host directory: HOST::GUEST[:ro] (e.g. --dir ./data::/data:ro).\n"
-                          "Repeatable. Nothing else of the host filesystem is visible.")
+  run_command
+      ->add_option(
+          "--dir", options.dirs,
+          "Mount a host directory: HOST::GUEST[:ro] (e.g. --dir ./app::/app:ro), GUEST from\n"
+          "the root. Repeatable. Nothing else of the host filesystem is visible.\n"
+          "A script is named by its host path or by its guest path (/app/main.py);\n"
+          "a script outside every mount runs alone, as /script/NAME.")
       ->expected(1)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-  run_command->add_option("--env", options.envs,
-                          "Set an environment variable KEY=VALUE in the guest (repeatable).\n"
-                          "The host's environment is never passed.")
+  run_command
+      ->add_option("--env", options.envs,
+                   "Set an environment variable KEY=VALUE in the guest (repeatable).\n"
+                   "The host's environment is never passed.")
       ->expected(1)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   run_command->add_option("-c", options.code, "Program passed in as a string");
@@ -228,7 +327,9 @@ int main(int argc, char** argv) {
   CLI::App* plugin_run_command = plugin_command->add_subcommand(
       "run",
       "Load DIR/plugin.py (DIR mounted read-only at /plugin) and call run_e(payload, ident).\n"
-      "Prints what it passed to sdk.return_result; errors go to stderr, exit status 1.");
+      "Prints what it passed to sdk.return_result on stdout (or writes it, as is, to\n"
+      "--result-file); the plugin's own print output and errors go to stderr; exit status 1\n"
+      "on an error.");
   plugin_run_command->add_option("dir", plugin_options.directory, "Plugin directory")->required();
   plugin_run_command->add_option("--payload", plugin_options.payload, "The payload (text)");
   plugin_run_command->add_option("--ident", plugin_options.ident, "The request ident (default 0)");
@@ -236,6 +337,9 @@ int main(int argc, char** argv) {
       ->expected(1);
   plugin_run_command->add_option("--max-memory", plugin_options.max_memory, "Linear-memory limit");
   plugin_run_command->add_option("--timeout", plugin_options.timeout, "Wall-clock deadline");
+  plugin_run_command->add_option(
+      "--result-file", plugin_options.result_file,
+      "Write the result to this file (exactly its bytes) instead of stdout");
 
   terrarium::cli::ServeCommand serve_command;
   serve_command.add_to(app);

@@ -5,6 +5,14 @@
 #include <filesystem>
 
 namespace terrarium::cli {
+namespace {
+
+std::string without_trailing_slash(std::string path) {
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  return path;
+}
+
+}  // namespace
 
 Result<Mount> parse_mount(const std::string& spec) {
   Mount mount;
@@ -22,8 +30,8 @@ Result<Mount> parse_mount(const std::string& spec) {
       if (mode == "ro") {
         mount.read_only = true;
       } else if (mode != "rw") {
-        return Error(ErrorKind::kConfig, "--dir '" + spec + "': unknown mode '" + mode +
-                                             "' (expected :ro or :rw)");
+        return Error(ErrorKind::kConfig,
+                     "--dir '" + spec + "': unknown mode '" + mode + "' (expected :ro or :rw)");
       }
       mount.guest_path = mount.guest_path.substr(0, colon);
     }
@@ -31,17 +39,33 @@ Result<Mount> parse_mount(const std::string& spec) {
   if (mount.host_path.empty() || mount.guest_path.empty()) {
     return Error(ErrorKind::kConfig, "--dir '" + spec + "': expected HOST::GUEST[:ro]");
   }
-  if (mount.guest_path[0] != '/') {
-    // Relative guest paths are taken from the root, as a user would expect.
-    mount.guest_path = "/" + mount.guest_path;
-  }
   std::error_code error;
   auto absolute = std::filesystem::absolute(mount.host_path, error);
   if (!std::filesystem::is_directory(mount.host_path, error)) {
     return Error(ErrorKind::kConfig,
                  "--dir '" + spec + "': host directory '" + mount.host_path + "' does not exist");
   }
-  mount.host_path = absolute.lexically_normal().string();
+  mount.host_path = without_trailing_slash(absolute.lexically_normal().string());
+  if (separator == std::string::npos) {
+    // A bare DIR is seen by the guest where the host sees it.
+    mount.guest_path = mount.host_path;
+    return mount;
+  }
+  // The guest has no working directory to resolve a relative path against,
+  // so "data" could only be a guess ("/data"? the host's folder?): refuse it.
+  if (mount.guest_path[0] != '/') {
+    return Error(ErrorKind::kConfig, "--dir '" + spec + "': the guest path '" + mount.guest_path +
+                                         "' is relative; write it from the root, e.g. --dir '" +
+                                         spec.substr(0, separator) + "::/" + mount.guest_path +
+                                         (mount.read_only ? ":ro" : "") + "'");
+  }
+  for (const auto& part : std::filesystem::path(mount.guest_path)) {
+    if (part == "..") {
+      return Error(ErrorKind::kConfig, "--dir '" + spec + "': the guest path may not contain '..'");
+    }
+  }
+  mount.guest_path =
+      without_trailing_slash(std::filesystem::path(mount.guest_path).lexically_normal().string());
   return mount;
 }
 
@@ -55,11 +79,16 @@ Result<uint64_t> parse_size(const std::string& text) {
   std::string unit(end);
   for (auto& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   double multiplier;
-  if (unit.empty() || unit == "B") multiplier = 1;
-  else if (unit == "K" || unit == "KB" || unit == "KIB") multiplier = 1024.0;
-  else if (unit == "M" || unit == "MB" || unit == "MIB") multiplier = 1024.0 * 1024;
-  else if (unit == "G" || unit == "GB" || unit == "GIB") multiplier = 1024.0 * 1024 * 1024;
-  else return Error(ErrorKind::kConfig, "unknown size unit '" + std::string(end) + "'");
+  if (unit.empty() || unit == "B")
+    multiplier = 1;
+  else if (unit == "K" || unit == "KB" || unit == "KIB")
+    multiplier = 1024.0;
+  else if (unit == "M" || unit == "MB" || unit == "MIB")
+    multiplier = 1024.0 * 1024;
+  else if (unit == "G" || unit == "GB" || unit == "GIB")
+    multiplier = 1024.0 * 1024 * 1024;
+  else
+    return Error(ErrorKind::kConfig, "unknown size unit '" + std::string(end) + "'");
   double bytes = number * multiplier;
   if (bytes > 1.8e19) return Error(ErrorKind::kConfig, "size too large");
   return static_cast<uint64_t>(bytes);
@@ -74,11 +103,16 @@ Result<std::chrono::milliseconds> parse_duration(const std::string& text) {
   }
   std::string unit(end);
   double milliseconds;
-  if (unit.empty() || unit == "s") milliseconds = number * 1000;
-  else if (unit == "ms") milliseconds = number;
-  else if (unit == "m" || unit == "min") milliseconds = number * 60000;
-  else if (unit == "h") milliseconds = number * 3600000;
-  else return Error(ErrorKind::kConfig, "unknown duration unit '" + unit + "'");
+  if (unit.empty() || unit == "s")
+    milliseconds = number * 1000;
+  else if (unit == "ms")
+    milliseconds = number;
+  else if (unit == "m" || unit == "min")
+    milliseconds = number * 60000;
+  else if (unit == "h")
+    milliseconds = number * 3600000;
+  else
+    return Error(ErrorKind::kConfig, "unknown duration unit '" + unit + "'");
   if (milliseconds > 1e12) return Error(ErrorKind::kConfig, "duration too long");
   if (milliseconds > 0 && milliseconds < 1) milliseconds = 1;
   return std::chrono::milliseconds(static_cast<int64_t>(milliseconds));
@@ -97,6 +131,27 @@ std::optional<std::string> guest_path_for(const std::string& host_file,
     return guest + relative.string();
   }
   return std::nullopt;
+}
+
+std::optional<HostFile> host_file_for(const std::string& guest_file,
+                                      const std::vector<Mount>& mounts) {
+  if (guest_file.empty() || guest_file[0] != '/') return std::nullopt;
+  auto file = std::filesystem::path(guest_file).lexically_normal();
+  // The guest sees the mount with the longest matching guest path (an inner
+  // mount hides that part of an outer one).
+  std::optional<HostFile> best;
+  size_t best_length = 0;
+  for (size_t i = 0; i < mounts.size(); ++i) {
+    auto relative = file.lexically_relative(mounts[i].guest_path);
+    if (relative.empty() || *relative.begin() == "..") continue;
+    size_t length = mounts[i].guest_path.size();
+    if (best && length < best_length) continue;
+    std::string host = mounts[i].host_path;
+    if (relative != ".") host = (std::filesystem::path(host) / relative).string();
+    best = HostFile{host, i};
+    best_length = length;
+  }
+  return best;
 }
 
 }  // namespace terrarium::cli

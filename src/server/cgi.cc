@@ -209,6 +209,7 @@ std::vector<std::string> wsgi_environment(const CgiRequest& cgi) {
   std::string_view path = cgi.request.path;
   // Mounted at the wildcard's prefix; exact routes and "/..." at the root.
   std::string script_name = route.wildcard ? route.prefix : "";
+  if (path.substr(0, script_name.size()) != script_name) script_name.clear();  // not under it
   std::string_view raw_info = path.substr(std::min(script_name.size(), path.size()));
   std::string path_info = http::percent_decode_bytes(raw_info);
   std::vector<std::string> out;

@@ -205,7 +205,9 @@ Result<std::unique_ptr<RouteRunner>> RouteRunner::create(const Runtime& runtime,
     // sets up on first use is then paid once (ModuleConfig::warm_up).
     http::Request warm;
     warm.method = "GET";
-    warm.target = warm.path = module.warm_up;
+    // Under the route's mount point, so that PATH_INFO is the warm-up path.
+    warm.target = warm.path =
+        (module.pattern.wildcard ? module.pattern.prefix : "") + module.warm_up;
     warm.headers = {{"Host", options.default_host}, {"User-Agent", "terrarium-warm-up"}};
     warm.remote_address = "127.0.0.1";
     auto warmed = (*sandbox)->call("__terrarium_wsgi__", runner->wsgi_payload(warm));

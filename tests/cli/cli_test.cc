@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <thread>
 #include <vector>
@@ -25,7 +26,8 @@ using terrarium::testing::TempDir;
 using terrarium::testing::terrarium;
 
 TEST(Cli, DoneWhenLineFromTheIssue) {
-  RunResult r = terrarium({"run", "-c", "import sys, json, re, hashlib, decimal; print(sys.platform)"});
+  RunResult r =
+      terrarium({"run", "-c", "import sys, json, re, hashlib, decimal; print(sys.platform)"});
   EXPECT_EQ(r.out, "wasi\n");
   EXPECT_EQ(r.err, "");
   EXPECT_EQ(r.status, 0);
@@ -135,7 +137,8 @@ TEST(Cli, InteractivePromptOnATerminal) {
 
 TEST(Cli, EnvironmentHasOnlyWhatIsPassed) {
   RunResult r = terrarium({"run", "--env", "GREETING=hi", "-c",
-                           "import os; print(sorted(k for k in os.environ if k in ('GREETING', 'HOME', 'PATH')), os.environ['GREETING'])"});
+                           "import os; print(sorted(k for k in os.environ if k in ('GREETING', "
+                           "'HOME', 'PATH')), os.environ['GREETING'])"});
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.out, "['GREETING'] hi\n");
 }
@@ -167,13 +170,14 @@ open('/data/new.txt', 'w')
 )PY"});
   EXPECT_EQ(r.status, 1);
   EXPECT_EQ(r.out, "hello\n");
-  EXPECT_NE(r.err.find("OSError: [Errno 69] Read-only file system: '/data/new.txt'"), std::string::npos)
+  EXPECT_NE(r.err.find("OSError: [Errno 69] Read-only file system: '/data/new.txt'"),
+            std::string::npos)
       << r.err;
   EXPECT_FALSE(fs::exists(dir.path() + "/new.txt"));
-  for (const char* attack : {"import os; os.remove('/data/data.txt')",
-                             "import os; os.mkdir('/data/d')",
-                             "import os; os.rename('/data/data.txt', '/data/x')",
-                             "open('/data/data.txt', 'a').write('x')"}) {
+  for (const char* attack :
+       {"import os; os.remove('/data/data.txt')", "import os; os.mkdir('/data/d')",
+        "import os; os.rename('/data/data.txt', '/data/x')",
+        "open('/data/data.txt', 'a').write('x')"}) {
     RunResult w = terrarium({"run", "--dir", dir.path() + "::/data:ro", "-c", attack});
     EXPECT_EQ(w.status, 1) << attack;
     EXPECT_NE(w.err.find("Read-only file system"), std::string::npos) << attack << "\n" << w.err;
@@ -227,6 +231,125 @@ TEST(Cli, MissingScriptAndBadFlags) {
   EXPECT_EQ(no_command.status, 2);
 }
 
+TEST(Cli, AScriptNamedByItsGuestPathRunsFromItsMount) {
+  TempDir dir;
+  fs::create_directories(dir.path() + "/app/lib");
+  dir.write("app/main.py", "import sys, helper\nprint(sys.argv, helper.NAME)\n");
+  dir.write("app/helper.py", "NAME = 'helper'\n");
+  dir.write("app/lib/tool.py", "print('tool', __file__)\n");
+  // As wasmtime's and Wagi's configs write it: the guest path.
+  RunResult r = terrarium({"run", "--dir", "./app::/app:ro", "/app/main.py", "x"}, "", dir.path());
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "['/app/main.py', 'x'] helper\n");
+  // A trailing slash on the mount and a nested guest path.
+  r = terrarium({"run", "--dir", dir.path() + "/app/::/srv/app/", "/srv/app/lib/tool.py"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "tool /srv/app/lib/tool.py\n");
+  // The host path still works, and runs under its guest path.
+  r = terrarium({"run", "--dir", "app::/app:ro", "app/main.py"}, "", dir.path());
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "['/app/main.py'] helper\n");
+  // Under a mount's guest path, but no such file behind it.
+  r = terrarium({"run", "--dir", "./app::/app:ro", "/app/nope.py"}, "", dir.path());
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("can't open file '/app/nope.py': the guest path lies in the mount /app <- " +
+                       dir.path() + "/app, but '" + dir.path() + "/app/nope.py' is not a file"),
+            std::string::npos)
+      << r.err;
+  // Neither a host file nor under any mount: the mounts checked are named.
+  r = terrarium({"run", "--dir", "./app::/app:ro", "--dir", "./app/lib::/lib", "/srv/main.py"}, "",
+                dir.path());
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(
+      r.err.find("can't open file '/srv/main.py': No such file or directory (nor is it under a "
+                 "mount's guest path; mounts checked: /app <- " +
+                 dir.path() + "/app, /lib <- " + dir.path() + "/app/lib)"),
+      std::string::npos)
+      << r.err;
+  r = terrarium({"run", "/srv/main.py"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("(nor is it a guest path: no --dir is mounted)"), std::string::npos)
+      << r.err;
+}
+
+TEST(Cli, AScriptThatRanAloneAndMissesItsNeighbourGetsTheFlagThatMountsIt) {
+  TempDir dir;
+  fs::create_directories(dir.path() + "/project/pkg");
+  dir.write("project/main.py", "import helper\n");
+  dir.write("project/helper.py", "print('helper')\n");
+  dir.write("project/uses_pkg.py", "from pkg.sub import x\n");
+  dir.write("project/pkg/__init__.py", "");
+  dir.write("project/missing.py", "import no_such_module_anywhere\n");
+  std::string project = dir.path() + "/project";
+  RunResult r = terrarium({"run", "main.py"}, "", project);
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("ModuleNotFoundError: No module named 'helper'"), std::string::npos)
+      << r.err;
+  EXPECT_NE(
+      r.err.find("terrarium: 'helper' lies beside main.py on the host, but the script ran alone "
+                 "(as /script/main.py); mount its folder to import its neighbours: "
+                 "terrarium run --dir .::/app:ro /app/main.py\n"),
+      std::string::npos)
+      << r.err;
+  // The hint's command works.
+  r = terrarium({"run", "--dir", ".::/app:ro", "/app/main.py"}, "", project);
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "helper\n");
+  // A package beside it, the script named from another folder.
+  r = terrarium({"run", "project/uses_pkg.py"}, "", dir.path());
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("terrarium: 'pkg' lies beside uses_pkg.py on the host"), std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("--dir project::/app:ro /app/uses_pkg.py"), std::string::npos) << r.err;
+  // A module that exists nowhere: no hint, Python's error alone.
+  r = terrarium({"run", "missing.py"}, "", project);
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("No module named 'no_such_module_anywhere'"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("terrarium:"), std::string::npos) << r.err;
+}
+
+TEST(Cli, ARelativeGuestPathIsRefused) {
+  RunResult r = terrarium({"run", "--dir", "/tmp::relative", "-c", "pass"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_EQ(r.err,
+            "terrarium: --dir '/tmp::relative': the guest path 'relative' is relative; write it "
+            "from the root, e.g. --dir '/tmp::/relative'\n");
+  r = terrarium({"run", "--dir", "/tmp::data:ro", "-c", "pass"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("e.g. --dir '/tmp::/data:ro'"), std::string::npos) << r.err;
+  r = terrarium({"run", "--dir", "/tmp::/a/../etc", "-c", "pass"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("may not contain '..'"), std::string::npos) << r.err;
+}
+
+TEST(Cli, PluginResultOnStdoutItsPrintsOnStderrOrAResultFile) {
+  TempDir dir;
+  fs::create_directories(dir.path() + "/plugin");
+  dir.write("plugin/plugin.py",
+            "import sdk\n"
+            "def run_e(payload, ident):\n"
+            "    print('working on', payload)\n"
+            "    sdk.return_result(payload.upper(), ident)\n");
+  RunResult r = terrarium({"plugin", "run", dir.path() + "/plugin", "--payload", "abc"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "ABC\n");
+  EXPECT_NE(r.err.find("working on abc\n"), std::string::npos) << r.err;
+  std::string result_file = dir.path() + "/result.txt";
+  r = terrarium(
+      {"plugin", "run", dir.path() + "/plugin", "--payload", "x\ny", "--result-file", result_file});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "");
+  std::ifstream in(result_file, std::ios::binary);
+  std::string written((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(written, "X\nY");
+  r = terrarium({"plugin", "run", dir.path() + "/plugin", "--payload", "x", "--result-file",
+                 dir.path() + "/no/such/dir/result.txt"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("--result-file '" + dir.path() + "/no/such/dir/result.txt'"),
+            std::string::npos)
+      << r.err;
+}
+
 TEST(Cli, LimitFlagsWorkAndBadValuesAreNamed) {
   RunResult timeout = terrarium({"run", "--timeout", "300ms", "-c", "while True: pass"});
   EXPECT_EQ(timeout.status, 124);
@@ -241,8 +364,9 @@ TEST(Cli, LimitFlagsWorkAndBadValuesAreNamed) {
   RunResult memory = terrarium({"run", "--max-memory", "32M", "-c", "b'x' * (64 << 20)"});
   EXPECT_EQ(memory.status, 1);
   EXPECT_NE(memory.err.find("MemoryError"), std::string::npos) << memory.err;
-  RunResult files = terrarium({"run", "--max-files", "8", "-c",
-                               "fs = [open('/usr/local/lib/python3.11/os.py') for _ in range(20)]"});
+  RunResult files =
+      terrarium({"run", "--max-files", "8", "-c",
+                 "fs = [open('/usr/local/lib/python3.11/os.py') for _ in range(20)]"});
   EXPECT_EQ(files.status, 125);
   EXPECT_EQ(files.err, "terrarium: limit exceeded: open file limit of 8 exceeded\n");
   RunResult bad_size = terrarium({"run", "--max-memory", "lots", "-c", "pass"});
@@ -260,7 +384,8 @@ TEST(Cli, LimitFlagsWorkAndBadValuesAreNamed) {
 TEST(Cli, HelpIsComplete) {
   RunResult r = terrarium({"run", "--help"});
   EXPECT_EQ(r.status, 0);
-  for (const char* flag : {"--dir", "--env", "-c", "-m", "--max-memory", "--timeout", "--max-output"}) {
+  for (const char* flag :
+       {"--dir", "--env", "-c", "-m", "--max-memory", "--timeout", "--max-output"}) {
     EXPECT_NE(r.out.find(flag), std::string::npos) << flag;
   }
 }

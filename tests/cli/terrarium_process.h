@@ -33,8 +33,10 @@ inline std::string read_all(int fd) {
   return data;
 }
 
-// Runs build/terrarium with `args`, feeding `input` on stdin.
-inline RunResult terrarium(std::vector<std::string> args, const std::string& input = "") {
+// Runs build/terrarium with `args`, feeding `input` on stdin, in the working
+// directory `cwd` (default: the test's own).
+inline RunResult terrarium(std::vector<std::string> args, const std::string& input = "",
+                           const std::string& cwd = "") {
   std::vector<char*> argv;
   static std::string binary = TERRARIUM_BINARY;
   argv.push_back(binary.data());
@@ -52,6 +54,7 @@ inline RunResult terrarium(std::vector<std::string> args, const std::string& inp
   for (int fd : {in[0], in[1], out[0], out[1], err[0], err[1]}) {
     posix_spawn_file_actions_addclose(&actions, fd);
   }
+  if (!cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, cwd.c_str());
   pid_t pid;
   EXPECT_EQ(posix_spawn(&pid, binary.c_str(), &actions, nullptr, argv.data(), environ), 0);
   posix_spawn_file_actions_destroy(&actions);

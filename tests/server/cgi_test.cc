@@ -156,6 +156,30 @@ TEST(Environment, ServerNameAndPortRule) {
             std::make_pair(std::string("localhost"), std::string("9000")));
 }
 
+TEST(Environment, WsgiSplitsAtTheMountPointAndKeepsRawBytes) {
+  using terrarium::server::wsgi_environment;
+  Request request = make_request(
+      "/app/caf%C3%A9/x?q=1",
+      {{"Content-Type", "text/plain"}, {"Authorization", "Basic eA=="}, {"X-Raw", "caf\xc3\xa9"}});
+  std::vector<std::string> base = {"SECRET=not for the environ"};
+  auto route = RoutePattern::parse("/app/...");
+  auto env = as_map(wsgi_environment({request, route, "localhost:3000", base}));
+  EXPECT_EQ(env["SCRIPT_NAME"], "/app");
+  EXPECT_EQ(env["PATH_INFO"], "/caf\xc3\xa9/x");  // the bytes, decoded as latin-1 by the guest
+  EXPECT_EQ(env["HTTP_X_RAW"], "caf\xc3\xa9");
+  EXPECT_EQ(env["HTTP_AUTHORIZATION"], "Basic eA==");
+  EXPECT_EQ(env["CONTENT_TYPE"], "text/plain");
+  EXPECT_EQ(env.count("HTTP_CONTENT_TYPE"), 0u);
+  EXPECT_EQ(env.count("SECRET"), 0u);
+  auto exact =
+      as_map(wsgi_environment({request, RoutePattern::parse("/app/caf%C3%A9/x"), "h", base}));
+  EXPECT_EQ(exact["SCRIPT_NAME"], "");
+  EXPECT_EQ(exact["PATH_INFO"], "/app/caf\xc3\xa9/x");
+  auto root = as_map(wsgi_environment({request, RoutePattern::parse("/..."), "h", base}));
+  EXPECT_EQ(root["SCRIPT_NAME"], "");
+  EXPECT_EQ(root["PATH_INFO"], "/app/caf\xc3\xa9/x");
+}
+
 TEST(Argv, WithoutTemplate) {
   EXPECT_EQ(wagi_argv(make_request("/env/foo?greet=matt&foo=bar"), std::nullopt),
             (std::vector<std::string>{"/env/foo", "greet=matt", "foo=bar"}));

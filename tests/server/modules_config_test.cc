@@ -166,6 +166,9 @@ TEST_F(ConfigTest, BrokenFilesNameFileLineColumnAndKey) {
        "python -m is not supported"},
       {"[[module]]\nroute = \"/\"\nmodule = \"app.py\"\nwsgi = \"app:app\"\n", "not both"},
       {"[[module]]\nroute = \"/\"\nwsgi = \"app\"\n", "wsgi 'app' must be \"module:attribute\""},
+      {"[[module]]\nroute = \"/\"\nwsgi = \"app:app\"\nwarm_up = 3\n", "warm_up must be a path"},
+      {"[[module]]\nroute = \"/\"\nwsgi = \"app:app\"\nwarm_up = \"nope\"\n",
+       "warm_up must be a path"},
       {"[[module]]\nroute = \"/\"\nwsgi = \"app:app\"\npython_path = [\"/no/such/dir\"]\n",
        "python_path '/no/such/dir' is not a host directory"},
   };

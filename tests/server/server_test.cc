@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "http_client.h"
+#include "served.h"
 #include "terrarium/runtime.h"
 
 namespace {
@@ -22,6 +23,7 @@ using nlohmann::json;
 using terrarium::testing::Connection;
 using terrarium::testing::fetch;
 using terrarium::testing::HttpReply;
+using terrarium::testing::Served;
 
 // Prints the request as JSON: env, argv, stdin.
 constexpr const char* kEnvScript = R"PY(import json, os, sys
@@ -31,64 +33,6 @@ print()
 print(json.dumps({"env": dict(os.environ), "argv": sys.argv, "stdin": body.decode("latin-1"),
                   "name": __name__, "file": __file__}))
 )PY";
-
-class Served {
- public:
-  // Writes `files` (name -> contents) into a new folder and serves its
-  // modules.toml with `adjust` applied to the options.
-  Served(const std::map<std::string, std::string>& files,
-         std::function<void(terrarium::ServeOptions&)> adjust = {}) {
-    char pattern[] = "/tmp/terrarium-serve-test-XXXXXX";
-    dir = mkdtemp(pattern);
-    for (const auto& [name, text] : files) write(name, text);
-    terrarium::ServeOptions options;
-    options.config_path = (dir / "modules.toml").string();
-    options.http.listen = "127.0.0.1:0";
-    options.http.workers = 2;
-    options.log_dir = (dir / "logs").string();
-    options.log = [this](std::string_view line) {
-      std::lock_guard lock(log_mutex);
-      log_text += std::string(line) + "\n";
-    };
-    if (adjust) adjust(options);
-    static auto runtime = *terrarium::Runtime::create();
-    auto created = terrarium::Server::create(runtime, options);
-    if (!created) {
-      error = created.error().message() + "\n" + created.error().details();
-      return;
-    }
-    server = std::move(*created);
-    thread = std::thread([this] { server->run(); });
-  }
-  ~Served() {
-    if (server) {
-      server->stop();
-      thread.join();
-      server.reset();
-    }
-    fs::remove_all(dir);
-  }
-  void write(const std::string& name, const std::string& text) {
-    fs::create_directories((dir / name).parent_path());
-    std::ofstream(dir / name, std::ios::binary) << text;
-  }
-  uint16_t port() const { return server->port(); }
-  std::string log() {
-    std::lock_guard lock(log_mutex);
-    return log_text;
-  }
-  HttpReply get(const std::string& target,
-                const std::vector<std::pair<std::string, std::string>>& headers = {}) {
-    return fetch(port(), "GET", target, headers);
-  }
-
-  fs::path dir;
-  std::string error;
-  std::unique_ptr<terrarium::Server> server;
-  std::thread thread;
-  std::mutex log_mutex;
-  std::string log_text;
-};
 
 json body_json(const HttpReply& reply) {
   auto parsed = json::parse(reply.body, nullptr, false);
