@@ -173,7 +173,9 @@ def main():
         if not shutil.which(tool):
             sys.exit("bench/http: %s not found (make deps installs wrk and gunicorn)" % tool)
 
-    work = tempfile.mkdtemp(prefix="terrarium-http-bench-")
+    # In the build tree: /tmp may be mounted noexec, and the native CGI
+    # handler executes its scripts.
+    work = tempfile.mkdtemp(prefix="http-bench-", dir=args.build)
     try:
         return run(args, work, terrarium, wasm, stdlib)
     finally:
@@ -231,8 +233,12 @@ def run(args, work, terrarium, wasm, stdlib):
                                  "127.0.0.1:%d" % port, "--log-dir", os.path.join(work, "flask-logs")],
                           port, "/healthz")
         if name == "native-cgi":
-            return Server(name, ["/usr/bin/python3.11", "-m", "http.server", "--cgi", "--bind", "127.0.0.1",
-                                 str(port)], port, "/cgi-bin/hello.py", cwd=cgi_root)
+            # Without fork+exec (which needs an exec-mounted folder): each request
+            # runs `python3.11 -u SCRIPT` in a new process all the same.
+            serve = ("import http.server as s; s.CGIHTTPRequestHandler.have_fork = False; "
+                     "s.test(HandlerClass=s.CGIHTTPRequestHandler, ServerClass=s.ThreadingHTTPServer, "
+                     "port=%d, bind='127.0.0.1')" % port)
+            return Server(name, ["/usr/bin/python3.11", "-c", serve], port, "/cgi-bin/hello.py", cwd=cgi_root)
         if name == "node-wasi":
             routes = ["--route", "/hello=/code/hello.py", "--route", "/=/code/env.py",
                       "--route", "/echo=/code/echo.py"]
@@ -257,13 +263,22 @@ def run(args, work, terrarium, wasm, stdlib):
     plans["gunicorn-2"] += [("CGI 1 KiB JSON POST echo", "/echo", '"items"', body_file)]
 
     results = {}  # (row, server) -> list of wrk results
+    failures = []
     for repeat in range(args.repeat):
         for name, plan in plans.items():
             server = start(name)
             try:
                 for row, path, expect, body in plan:
-                    check(server.url(path), expect, body)
-                    result = wrk(server.url(path), args.duration, body_file=body)
+                    try:
+                        check(server.url(path), expect, body)
+                        result = wrk(server.url(path), args.duration, body_file=body)
+                    except Exception as error:
+                        # A peer that falls over is a result too: said, and its
+                        # remaining rows skipped for this repeat.
+                        failures.append("%s, %s: %s (server %s)" % (row, name, error, "exited with %s" % (
+                            server.process.poll(),) if server.process.poll() is not None else "alive"))
+                        print("[bench/http] FAILED " + failures[-1], flush=True)
+                        break
                     results.setdefault((row, name), []).append(result)
                     print("[bench/http] %d/%d %-26s %-16s %8.0f req/s  p50 %6.2f ms  p99 %7.2f ms" % (
                         repeat + 1, args.repeat, row, name, result["rps"], result["p50_ms"], result["p99_ms"]),
@@ -296,7 +311,7 @@ def run(args, work, terrarium, wasm, stdlib):
             server.stop()
         print("[bench/http] RSS %s: %s" % (name, rss[name]), flush=True)
 
-    write_results(args, results, long_run, rss)
+    write_results(args, results, long_run, rss, failures)
     return 0
 
 
@@ -305,7 +320,7 @@ def median_cell(runs):
         "errors": sum(sum(r["socket_errors"].values()) + r["non_2xx"] for r in runs)}
 
 
-def write_results(args, results, long_run, rss):
+def write_results(args, results, long_run, rss, failures):
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     cells = {key: median_cell(runs) for key, runs in results.items()}
     rows = []
@@ -351,6 +366,8 @@ def write_results(args, results, long_run, rss):
             lines.append("")
             lines.append("%s: RSS from %d to %d requests changed by %+.1f %%." % (
                 name, points[1][1], points[2][1], 100.0 * (points[2][2] - points[1][2]) / points[1][2]))
+    if failures:
+        lines += ["", "## Peers that failed", ""] + ["- " + failure for failure in failures]
     os.makedirs(os.path.dirname(args.output), exist_ok=True)
     with open(args.output + ".md", "w") as f:
         f.write("\n".join(lines) + "\n")
