@@ -9,6 +9,7 @@
 
 #include "terrarium/config.h"
 #include "terrarium/error.h"
+#include "terrarium/units.h"
 
 namespace terrarium::cli {
 
@@ -16,11 +17,9 @@ namespace terrarium::cli {
 // bare "DIR" mounts DIR at the same (absolute) path.
 Result<Mount> parse_mount(const std::string& spec);
 
-// "1024", "64K", "256M", "2G" (powers of 1024; "KiB"/"MB" spellings too).
-Result<uint64_t> parse_size(const std::string& text);
-
-// "2s", "500ms", "1.5s", "1m"; a bare number is seconds.
-Result<std::chrono::milliseconds> parse_duration(const std::string& text);
+// Sizes and durations: one parser for every front end (terrarium/units.h).
+using terrarium::parse_duration;
+using terrarium::parse_size;
 
 // The guest path at which `host_file` is visible through `mounts`, if any.
 std::optional<std::string> guest_path_for(const std::string& host_file,
