@@ -16,7 +16,7 @@ APT_PACKAGES = build-essential patch cmake ninja-build ccache pkg-config python3
   python3-attr python3-dateutil python3-six python3-idna python3-packaging
 
 .PHONY: all deps configure build demo test test-security bench clean format \
-  test-cpython record-cpython test-thirdparty bench-http
+  test-cpython record-cpython test-thirdparty bench-http bench-functions
 
 all: build
 
@@ -51,6 +51,11 @@ bench: build
 # bench/results/http.md.
 bench-http: build
 	/usr/bin/python3 bench/http/run.py --build $(BUILD)
+
+# The function runtime against its peers (C++ API, stdio, HTTP, native
+# python3.11), results in bench/results/functions.md (~5 minutes).
+bench-functions: build
+	/usr/bin/python3 bench/functions/run.py --build $(BUILD)
 
 # CPython's own regression tests (Lib/test) in the sandbox: every module on
 # the recorded pass list must still pass (takes several minutes).

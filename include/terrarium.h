@@ -41,6 +41,7 @@ typedef struct terrarium_config terrarium_config;
 typedef struct terrarium_sandbox terrarium_sandbox;
 typedef struct terrarium_plugin terrarium_plugin;
 typedef struct terrarium_host_result terrarium_host_result;
+typedef struct terrarium_functions terrarium_functions;
 
 const char* terrarium_last_error(void);
 const char* terrarium_last_error_details(void);
@@ -95,6 +96,38 @@ void terrarium_plugin_free(terrarium_plugin* plugin);
 terrarium_status terrarium_plugin_run(terrarium_plugin* plugin, const void* payload,
                                       size_t payload_len, int64_t ident, uint8_t** out,
                                       size_t* out_len);
+
+/* The function runtime (docs/functions.md): Metatype-style ops, every call in
+ * a fresh sandbox. `ops_json` is a JSON array of mat-info records
+ * ({"op_name", "mat_title", "mat_hash", "mat_data_json", "effect"}), as in
+ * Metatype's init. `hostcall` (may be NULL) answers the ops'
+ * hostcall(op_name, value): `json` is the value's JSON text; set the answer's
+ * JSON text with terrarium_host_result_set, or fail it with
+ * terrarium_host_result_error (the handler gets a HostcallError). It runs on
+ * the thread that called terrarium_functions_handle.
+ *
+ * On failure, terrarium_last_error_kind() names the wire's error kind
+ * ("no-handler", "in-json-err", "handler-err", "version-mismatch",
+ * "unexpected-mat", "other"); terrarium_last_error() has the message,
+ * terrarium_last_error_details() the traceback. A runtime is thread-safe. */
+typedef int (*terrarium_hostcall_fn)(void* user_data, const char* op_name, const uint8_t* json,
+                                     size_t json_len, terrarium_host_result* result);
+terrarium_status terrarium_functions_new(terrarium_runtime* runtime, const char* metatype_version,
+                                         const char* ops_json, terrarium_hostcall_fn hostcall,
+                                         void* user_data, terrarium_functions** out);
+/* The ops of an ops.toml; its [hostcalls] are answered first, the rest by `hostcall`. */
+terrarium_status terrarium_functions_from_manifest(terrarium_runtime* runtime, const char* path,
+                                                   terrarium_hostcall_fn hostcall, void* user_data,
+                                                   terrarium_functions** out);
+void terrarium_functions_free(terrarium_functions* functions);
+/* Runs op `op_name` on `in_json`; *out (free with terrarium_free) holds the
+ * result's JSON text. */
+terrarium_status terrarium_functions_handle(terrarium_functions* functions, const char* op_name,
+                                            const char* in_json, size_t in_json_len, uint8_t** out,
+                                            size_t* out_len);
+/* The wire's error kind of the last failing terrarium_functions_* call on
+ * this thread ("" after other failures). */
+const char* terrarium_last_error_kind(void);
 
 #ifdef __cplusplus
 }

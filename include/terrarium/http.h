@@ -110,6 +110,11 @@ struct Options {
   std::chrono::milliseconds write_timeout{30'000};   // a client that stops reading
   std::chrono::milliseconds drain_timeout{30'000};   // stop(): in-flight requests get this long
   bool reuse_port = true;  // SO_REUSEPORT: several processes may share the port
+  // The body of the responses the server gives by itself (400, 408, 413,
+  // 431, 503, 505): {content type, text} for a status and the reason.
+  // Default (or an empty text): no body.
+  std::function<std::pair<std::string, std::string>(int status, std::string_view reason)>
+      rejection_body;
 };
 
 // Counters the server keeps itself (for /metrics).

@@ -4,10 +4,12 @@
 #include <cstring>
 #include <memory>
 #include <new>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
 
 #include "terrarium.h"
+#include "terrarium/functions.h"
 #include "terrarium/plugin.h"
 #include "terrarium/runtime.h"
 #include "terrarium/sandbox.h"
@@ -24,6 +26,11 @@ struct terrarium_sandbox {
 struct terrarium_plugin {
   std::unique_ptr<terrarium::Plugin> plugin;
 };
+struct terrarium_functions {
+  std::unique_ptr<terrarium::Functions> functions;
+  std::unique_ptr<terrarium::OpsManifest> manifest;
+  terrarium::Hostcall hostcall;
+};
 struct terrarium_host_result {
   std::string data;
   std::string error;
@@ -34,6 +41,7 @@ namespace {
 
 thread_local std::string t_error;
 thread_local std::string t_details;
+thread_local std::string t_kind;
 
 terrarium_status status_of(terrarium::ErrorKind kind) {
   using terrarium::ErrorKind;
@@ -58,10 +66,12 @@ terrarium_status status_of(terrarium::ErrorKind kind) {
   return TERRARIUM_ERROR_INTERNAL;
 }
 
-terrarium_status fail(terrarium_status status, std::string message, std::string details = {}) {
+terrarium_status fail(terrarium_status status, std::string message, std::string details = {},
+                      std::string kind = {}) {
   try {
     t_error = std::move(message);
     t_details = std::move(details);
+    t_kind = std::move(kind);
   } catch (...) {
   }
   return status;
@@ -305,6 +315,133 @@ terrarium_status terrarium_plugin_run(terrarium_plugin* plugin, const void* payl
     auto result = plugin->plugin->run(
         std::string_view(payload ? static_cast<const char*>(payload) : "", payload_len), ident);
     if (!result) return fail(result.error());
+    return copy_out(*result, out, out_len);
+  });
+}
+
+const char* terrarium_last_error_kind(void) { return t_kind.c_str(); }
+
+}  // extern "C"
+
+namespace {
+
+terrarium::Hostcall c_hostcall(terrarium_hostcall_fn function, void* user_data) {
+  if (!function) return nullptr;
+  return [function, user_data](std::string_view op_name,
+                               std::string_view json) -> terrarium::Result<std::string> {
+    terrarium_host_result result;
+    std::string name(op_name);
+    int status = function(user_data, name.c_str(), reinterpret_cast<const uint8_t*>(json.data()),
+                          json.size(), &result);
+    if (result.failed || status != 0) {
+      return terrarium::Error(
+          terrarium::ErrorKind::kHostError,
+          result.failed ? result.error
+                        : "hostcall '" + name + "' returned status " + std::to_string(status));
+    }
+    return std::move(result.data);
+  };
+}
+
+terrarium_status fail_function(const terrarium::FunctionError& error) {
+  using terrarium::FunctionErrorKind;
+  terrarium_status status = TERRARIUM_ERROR_GUEST;
+  if (error.kind == FunctionErrorKind::kNoHandler) status = TERRARIUM_ERROR_NOT_FOUND;
+  if (error.kind == FunctionErrorKind::kInJsonErr) status = TERRARIUM_ERROR_ARGUMENT;
+  if (error.kind == FunctionErrorKind::kVersionMismatch) status = TERRARIUM_ERROR_CONFIG;
+  if (error.kind == FunctionErrorKind::kHandlerErr &&
+      error.cause != terrarium::ErrorKind::kGuestError)
+    status = status_of(error.cause);
+  return fail(status, error.message, error.traceback,
+              terrarium::function_error_kind_name(error.kind));
+}
+
+terrarium_status finish_functions(terrarium_runtime* runtime, const std::string& version,
+                                  std::vector<terrarium::OpInfo> ops,
+                                  std::unique_ptr<terrarium::OpsManifest> manifest,
+                                  terrarium::Hostcall hostcall, terrarium_functions** out) {
+  terrarium::FunctionsOptions options;
+  auto created = terrarium::Functions::create(runtime->runtime, options);
+  if (!created) return fail(created.error());
+  auto handle = std::make_unique<terrarium_functions>();
+  handle->functions = std::move(*created);
+  handle->manifest = std::move(manifest);
+  handle->hostcall =
+      handle->manifest
+          ? terrarium::manifest_hostcall(*handle->manifest, *handle->functions, std::move(hostcall))
+          : std::move(hostcall);
+  auto ready = handle->functions->init(version, std::move(ops));
+  if (!ready) return fail_function(ready.error());
+  *out = handle.release();
+  return TERRARIUM_OK;
+}
+
+}  // namespace
+
+extern "C" {
+
+terrarium_status terrarium_functions_new(terrarium_runtime* runtime, const char* metatype_version,
+                                         const char* ops_json, terrarium_hostcall_fn hostcall,
+                                         void* user_data, terrarium_functions** out) {
+  return guard([&] {
+    if (!runtime || !ops_json || !out) return null_argument("runtime, ops_json or out");
+    *out = nullptr;
+    nlohmann::json records = nlohmann::json::parse(ops_json, nullptr, false);
+    if (!records.is_array()) {
+      return fail(TERRARIUM_ERROR_ARGUMENT,
+                  "ops_json must be a JSON array of {\"op_name\", \"mat_data_json\", ...}");
+    }
+    std::vector<terrarium::OpInfo> ops;
+    for (const nlohmann::json& record : records) {
+      if (!record.is_object() || !record.value("op_name", nlohmann::json()).is_string()) {
+        return fail(TERRARIUM_ERROR_ARGUMENT, "each op in ops_json needs a string op_name");
+      }
+      auto text = [&](const char* key) {
+        auto found = record.find(key);
+        if (found == record.end()) return std::string();
+        return found->is_string() ? found->get<std::string>() : found->dump();
+      };
+      terrarium::OpInfo op;
+      op.op_name = record["op_name"];
+      op.mat_title = text("mat_title");
+      op.mat_hash = text("mat_hash");
+      op.mat_data_json = text("mat_data_json");
+      op.effect = text("effect");
+      ops.push_back(std::move(op));
+    }
+    return finish_functions(runtime, metatype_version ? metatype_version : "", std::move(ops),
+                            nullptr, c_hostcall(hostcall, user_data), out);
+  });
+}
+
+terrarium_status terrarium_functions_from_manifest(terrarium_runtime* runtime, const char* path,
+                                                   terrarium_hostcall_fn hostcall, void* user_data,
+                                                   terrarium_functions** out) {
+  return guard([&] {
+    if (!runtime || !path || !out) return null_argument("runtime, path or out");
+    *out = nullptr;
+    auto manifest = terrarium::load_ops_manifest(path);
+    if (!manifest) return fail(manifest.error());
+    auto owned = std::make_unique<terrarium::OpsManifest>(std::move(*manifest));
+    std::vector<terrarium::OpInfo> ops = owned->ops;
+    return finish_functions(runtime, "", std::move(ops), std::move(owned),
+                            c_hostcall(hostcall, user_data), out);
+  });
+}
+
+void terrarium_functions_free(terrarium_functions* functions) { delete functions; }
+
+terrarium_status terrarium_functions_handle(terrarium_functions* functions, const char* op_name,
+                                            const char* in_json, size_t in_json_len, uint8_t** out,
+                                            size_t* out_len) {
+  return guard([&] {
+    if (!functions || !op_name || !out || (!in_json && in_json_len))
+      return null_argument("functions, op_name, in_json or out");
+    *out = nullptr;
+    if (out_len) *out_len = 0;
+    auto result = functions->functions->handle(
+        op_name, std::string_view(in_json ? in_json : "", in_json_len), functions->hostcall);
+    if (!result) return fail_function(result.error());
     return copy_out(*result, out, out_len);
   });
 }

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "cli/options.h"
+#include "cli/functions_command.h"
 #include "cli/serve_command.h"
 #include "terrarium/plugin.h"
 #include "terrarium/runtime.h"
@@ -343,6 +344,8 @@ int main(int argc, char** argv) {
 
   terrarium::cli::ServeCommand serve_command;
   serve_command.add_to(app);
+  terrarium::cli::FunctionsCommand functions_command;
+  functions_command.add_to(app);
 
   std::vector<std::string> script_placeholder;
   run_command->add_option("script", script_placeholder,
@@ -397,5 +400,6 @@ int main(int argc, char** argv) {
   if (run_command->parsed()) return run(options);
   if (plugin_run_command->parsed()) return plugin_run(plugin_options);
   if (serve_command.parsed()) return serve_command.run();
+  if (functions_command.parsed()) return functions_command.run();
   return 0;
 }

@@ -5,6 +5,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
@@ -76,9 +77,45 @@ void set_timer(timer_t timer, std::chrono::nanoseconds after) {
   timer_settime(timer, 0, &spec, nullptr);
 }
 
+int64_t now_ns(clockid_t clock) {
+  timespec now{};
+  clock_gettime(clock, &now);
+  return static_cast<int64_t>(now.tv_sec) * 1000000000 + now.tv_nsec;
+}
+
+// The absolute time (on `clock`) at which `timer` fires; 0 if disarmed.
+int64_t fires_at(timer_t timer, clockid_t clock) {
+  itimerspec left{};
+  timer_gettime(timer, &left);
+  int64_t remaining =
+      static_cast<int64_t>(left.it_value.tv_sec) * 1000000000 + left.it_value.tv_nsec;
+  return remaining == 0 ? 0 : now_ns(clock) + remaining;
+}
+
+// Arms `timer` for the earlier of `after` (0: none) and the absolute `outer`
+// (0: none); disarms it when neither is set.
+void arm(timer_t timer, clockid_t clock, std::chrono::nanoseconds after, int64_t outer) {
+  int64_t delay = after.count() > 0 ? after.count() : 0;
+  if (outer != 0) {
+    int64_t outer_delay = std::max<int64_t>(outer - now_ns(clock), 1);  // past: fire now
+    delay = delay == 0 ? outer_delay : std::min(delay, outer_delay);
+  }
+  set_timer(timer, std::chrono::nanoseconds(delay));
+}
+
 }  // namespace
 
 DeadlineScope::DeadlineScope(std::chrono::nanoseconds wall, std::chrono::nanoseconds cpu) {
+  if (t_armed) {
+    // Inside another scope: its deadlines still bind this call too.
+    nested_ = true;
+    outer_wall_ns_ = fires_at(t_timers.wall, CLOCK_MONOTONIC);
+    outer_cpu_ns_ = fires_at(t_timers.cpu, CLOCK_THREAD_CPUTIME_ID);
+    arm(t_timers.wall, CLOCK_MONOTONIC, wall, outer_wall_ns_);
+    arm(t_timers.cpu, CLOCK_THREAD_CPUTIME_ID, cpu, outer_cpu_ns_);
+    armed_ = true;
+    return;
+  }
   if (wall.count() <= 0 && cpu.count() <= 0) return;
   static std::once_flag once;
   std::call_once(once, install_handlers);
@@ -95,6 +132,12 @@ DeadlineScope::DeadlineScope(std::chrono::nanoseconds wall, std::chrono::nanosec
 
 DeadlineScope::~DeadlineScope() {
   if (!armed_) return;
+  if (nested_) {
+    // Back to the outer call's deadlines (time spent here counted).
+    arm(t_timers.wall, CLOCK_MONOTONIC, std::chrono::nanoseconds(0), outer_wall_ns_);
+    arm(t_timers.cpu, CLOCK_THREAD_CPUTIME_ID, std::chrono::nanoseconds(0), outer_cpu_ns_);
+    return;
+  }
   itimerspec zero{};
   timer_settime(t_timers.wall, 0, &zero, nullptr);
   timer_settime(t_timers.cpu, 0, &zero, nullptr);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 
 namespace terrarium::engine {
 
@@ -17,6 +18,13 @@ class DeadlineScope {
 
  private:
   bool armed_ = false;
+  // A scope inside another one (a guest call made while another guest call
+  // on this thread waits in a host function): the outer deadlines, as
+  // absolute times (ns of CLOCK_MONOTONIC / this thread's CPU clock; 0:
+  // none), put back when this scope ends.
+  bool nested_ = false;
+  int64_t outer_wall_ns_ = 0;
+  int64_t outer_cpu_ns_ = 0;
 };
 
 }  // namespace terrarium::engine

@@ -252,12 +252,21 @@ class Session : public std::enable_shared_from_this<Session> {
   void reject(int status, std::string reason) {
     keep_alive_ = false;
     busy_ = true;
-    std::string body;
     std::string head = status_line(11, status);
-    head += "Date: " + http_date() + "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    head += "Date: " + http_date() + "\r\n";
+    std::string body;
+    if (server_.options.rejection_body) {
+      auto [type, text] = server_.options.rejection_body(status, reason);
+      if (!text.empty() && is_field_value(type)) {
+        head += "Content-Type: " + type + "\r\n";
+        body = std::move(text);
+      }
+    }
+    head += "Content-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
+    head += body;
     request_parsed_ = false;
     enqueue(std::move(head), false);
-    finish_response(status, 0, false, std::move(reason));
+    finish_response(status, body.size(), false, std::move(reason));
   }
 
   void dispatch() {
@@ -304,7 +313,15 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!queued) {
       ++server_.rejected_overload;
       Response busy{503, {{"Retry-After", "1"}}, ""};
-      return respond_inline(busy, "every worker busy and the queue full");
+      const char* why = "every worker busy and the queue full";
+      if (server_.options.rejection_body) {
+        auto [type, text] = server_.options.rejection_body(503, why);
+        if (!text.empty() && is_field_value(type)) {
+          busy.headers.emplace_back("Content-Type", std::move(type));
+          busy.body = std::move(text);
+        }
+      }
+      return respond_inline(busy, why);
     }
   }
 

@@ -1,9 +1,9 @@
-#include "server/metrics.h"
+#include "terrarium/metrics.h"
 
 #include <cmath>
 #include <cstdio>
 
-namespace terrarium::server {
+namespace terrarium::http {
 
 namespace {
 
@@ -148,4 +148,4 @@ std::string Metrics::render() const {
   return out;
 }
 
-}  // namespace terrarium::server
+}  // namespace terrarium::http

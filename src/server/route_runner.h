@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "server/log.h"
-#include "server/metrics.h"
 #include "server/modules_config.h"
 #include "terrarium/http.h"
+#include "terrarium/metrics.h"
 #include "terrarium/runtime.h"
 #include "terrarium/sandbox.h"
 #include "terrarium/server.h"
@@ -26,9 +26,9 @@ struct RouteEnvironment {
   std::string log_dir;       // the resolved --log-dir
   std::string scratch_root;  // where each sandbox's /tmp lives on the host
   Log* log = nullptr;
-  Metrics::Counter* guest_errors = nullptr;       // {route, kind}
-  Metrics::Counter* sandboxes_created = nullptr;  // {route}
-  Metrics::Counter* sandbox_resets = nullptr;     // {route}
+  http::Metrics::Counter* guest_errors = nullptr;       // {route, kind}
+  http::Metrics::Counter* sandboxes_created = nullptr;  // {route}
+  http::Metrics::Counter* sandbox_resets = nullptr;     // {route}
   std::atomic<uint64_t>* created_total = nullptr;
   std::atomic<uint64_t>* resets_total = nullptr;
 };

@@ -13,7 +13,7 @@
 #include <thread>
 
 #include "server/log.h"
-#include "server/metrics.h"
+#include "terrarium/metrics.h"
 #include "server/modules_config.h"
 #include "server/route_runner.h"
 
@@ -21,7 +21,7 @@ namespace terrarium {
 
 namespace fs = std::filesystem;
 using server::Log;
-using server::Metrics;
+using http::Metrics;
 using server::ModulesConfig;
 using server::RouteRunner;
 

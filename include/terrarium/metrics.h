@@ -1,5 +1,7 @@
 // Metrics in Prometheus' text exposition format (version 0.0.4): counters
-// and histograms with labels, gauges read when scraped. Thread-safe.
+// and histograms with labels, gauges read when scraped. Thread-safe. Part of
+// the HTTP server library: what /metrics of `terrarium serve` and
+// `terrarium functions serve` render.
 #pragma once
 
 #include <functional>
@@ -10,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-namespace terrarium::server {
+namespace terrarium::http {
 
 using Labels = std::vector<std::pair<std::string, std::string>>;
 
@@ -66,4 +68,4 @@ class Metrics {
   std::vector<std::unique_ptr<Family>> families_;
 };
 
-}  // namespace terrarium::server
+}  // namespace terrarium::http
