@@ -121,6 +121,10 @@ elif case == "/exit0":
 elif case == "/raise":
     print("Content-Type: text/plain\n")
     raise ValueError("script failed on purpose")
+elif case == "/warn":
+    import warnings
+    warnings.warn("a deprecated way", DeprecationWarning)
+    w("Content-Type: text/plain\n\nwarned")
 elif case == "/stderr":
     print("a line for the log", file=sys.stderr)
     w("Content-Type: text/plain\n\nlogged")
@@ -265,6 +269,13 @@ TEST_F(CgiServer, ExitStatusAndExceptions) {
   EXPECT_EQ(raised.body, "");  // the traceback goes to the log, never the client
   std::string log = served_->log();
   EXPECT_NE(log.find("ValueError: script failed on purpose"), std::string::npos) << log;
+  // The traceback and a warning show the script's own lines (primed at start).
+  EXPECT_NE(log.find("raise ValueError(\\\"script failed on purpose\\\")"), std::string::npos) << log;
+  HttpReply warned = served_->get("/out/warn");
+  EXPECT_EQ(warned.body, "warned");
+  log = served_->log();
+  EXPECT_NE(log.find("DeprecationWarning: a deprecated way"), std::string::npos) << log;
+  EXPECT_NE(log.find("warnings.warn(\\\"a deprecated way\\\", DeprecationWarning)"), std::string::npos) << log;
 }
 
 TEST_F(CgiServer, StderrGoesToWagisLogFileAndTheServerLog) {

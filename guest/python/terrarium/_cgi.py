@@ -17,7 +17,10 @@ import terrarium
 
 # What most CGI scripts import; loaded before the snapshot so that requests
 # find them ready.
-_WARM = ("os", "sys", "json", "io", "re", "traceback", "urllib.parse", "html", "datetime")
+# linecache and tokenize: what a warning or a traceback reads the script's
+# lines with (logging.warn, a DeprecationWarning in __main__, an uncaught error).
+_WARM = ("os", "sys", "json", "io", "re", "traceback", "urllib.parse", "html", "datetime",
+         "warnings", "linecache", "tokenize")
 
 _code = None
 _path = None
@@ -64,6 +67,12 @@ def prepare(path):
     tree = compile(source, path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
     _code = compile(tree, path, "exec", dont_inherit=True)
     _path = path
+    # Warnings and tracebacks show the lines that were compiled, without
+    # reading the file again in every request (mtime None: never re-checked).
+    import linecache
+
+    text = source.decode("utf-8", "replace")
+    linecache.cache[path] = (len(text), None, text.splitlines(True), path)
     # As `python script.py` does: the script's folder first on sys.path.
     sys.path.insert(0, os.path.dirname(path) or "/")
     for name in _WARM + tuple(_top_level_imports(tree)):
