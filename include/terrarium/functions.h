@@ -173,6 +173,16 @@ class Functions {
 
 struct OpsManifest;
 
+// Metatype's init parameters, {"metatype_version": "...", "expected_ops":
+// [mat-info, ...]}, as they arrive over a wire (JSON-RPC, HTTP). Lenient as
+// the wire allows: mat_data_json and effect may be JSON values instead of
+// their text. Errors (kConfig) say which field is wrong.
+struct InitRequest {
+  std::string metatype_version;
+  std::vector<OpInfo> ops;
+};
+Result<InitRequest> parse_init_request(std::string_view json_text);
+
 // `terrarium functions stdio`: JSON-RPC 2.0 on two file descriptors, one
 // message per line (docs/functions.md). Requests `init` {metatype_version,
 // expected_ops} and `handle` {op_name, in_json}; while a handle runs, its
@@ -197,10 +207,15 @@ Result<void> serve_json_rpc(Functions& functions, int in_fd, int out_fd,
 // library (terrarium/http.h). POST /ops/NAME with a JSON body -> 200 and the
 // result's JSON; errors as {"error": {"kind", "message", "type",
 // "traceback"}} with 404 (no-handler), 400 (in-json-err), 500 (handler-err,
-// trap, limit), 504 (timeout); GET /healthz; GET /metrics (Prometheus text:
+// trap, limit), 504 (timeout); POST /init when allowed (init_target); GET
+// /healthz; GET /metrics (Prometheus text:
 // calls by op and outcome, latency by op). An empty body is JSON null.
 struct FunctionsHttpOptions {
   std::string metrics_path = "/metrics";  // "" turns it off
+  // POST /init with Metatype's init parameters replaces the ops (answers
+  // {"ok": true} or the init error as JSON, 400/409). Off by default: it
+  // lets any client that reaches the port upload code.
+  Functions* init_target = nullptr;
   const OpsManifest* manifest = nullptr;  // its hostcall targets, if any (must outlive the handler)
   Hostcall hostcall;                      // hostcalls the manifest does not answer
   std::function<void(const std::string& line)> log;  // failed calls, one line each

@@ -46,7 +46,7 @@ void FunctionsCommand::add_to(CLI::App& app) {
       "(no-handler), 400 (in-json-err), 500 (handler-err), 504 (timeout), 413 (body too\n"
       "large). GET /healthz, GET /metrics (Prometheus). SIGTERM/SIGINT drain and exit 0.");
   stdio_->add_option("manifest", manifest_, "An ops.toml whose ops are loaded at start");
-  serve_->add_option("manifest", manifest_, "The ops.toml to serve")->required();
+  serve_->add_option("manifest", manifest_, "The ops.toml to serve (optional with --allow-init)");
   for (CLI::App* sub : {stdio_, serve_}) {
     sub->add_option("--metatype-version", metatype_version_,
                     "Refuse an init whose metatype_version differs (default: accept any)");
@@ -79,6 +79,9 @@ void FunctionsCommand::add_to(CLI::App& app) {
       ->capture_default_str();
   serve_->add_option("--queue", queue_,
                      "Calls that may wait for a worker (default: 64 per worker)");
+  serve_->add_flag("--allow-init", allow_init_,
+                   "Accept POST /init (Metatype's init parameters as JSON) to replace the ops:\n"
+                   "whoever reaches the port may then upload code (it runs sandboxed)");
   serve_->add_option("--metrics-path", metrics_path_, "Path of the Prometheus metrics (\"\": off)")
       ->capture_default_str();
 }
@@ -208,6 +211,11 @@ int FunctionsCommand::run_serve() {
   options.timeout = *timeout;
   options.max_memory = *memory;
   options.max_output = *output;
+  if (manifest_.empty() && !allow_init_) {
+    return fail("serve",
+                "no ops.toml given (terrarium functions serve ops.toml), and no --allow-init "
+                "to receive ops by POST /init");
+  }
 
   sigset_t signals;
   sigemptyset(&signals);
@@ -222,7 +230,8 @@ int FunctionsCommand::run_serve() {
   }
   FunctionsHttpOptions handler_options;
   handler_options.metrics_path = metrics_path_;
-  handler_options.manifest = &*prepared->manifest;
+  handler_options.manifest = prepared->manifest ? &*prepared->manifest : nullptr;
+  if (allow_init_) handler_options.init_target = prepared->functions.get();
   handler_options.log = [](const std::string& line) {
     std::fprintf(stderr, "terrarium functions serve: %s\n", line.c_str());
   };
@@ -238,8 +247,9 @@ int FunctionsCommand::run_serve() {
       http_options, functions_http_handler(*prepared->functions, std::move(handler_options)));
   if (!server) return fail("serve", server.error().message(), 1);
   http::Server* raw = server->get();
-  std::printf("Ready: serving %zu ops on http://%s (POST /ops/NAME)\n",
-              prepared->manifest->ops.size(), raw->address().c_str());
+  std::printf("Ready: serving %zu ops on http://%s (POST /ops/NAME%s)\n",
+              prepared->functions->op_names().size(), raw->address().c_str(),
+              allow_init_ ? ", POST /init" : "");
   std::fflush(stdout);
   std::atomic<bool> finished{false};
   std::thread watcher([raw, signals, &finished] {

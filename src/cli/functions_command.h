@@ -36,6 +36,7 @@ class FunctionsCommand {
   size_t max_connections_ = 1024;
   size_t queue_ = 0;
   std::string metrics_path_ = "/metrics";
+  bool allow_init_ = false;
 };
 
 }  // namespace terrarium::cli

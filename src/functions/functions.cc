@@ -498,6 +498,50 @@ FunctionResult<std::string> Functions::handle(std::string_view op_name, std::str
   return error;
 }
 
+Result<InitRequest> parse_init_request(std::string_view json_text) {
+  using nlohmann::json;
+  if (functions_internal::json_depth(json_text) > functions_internal::kMaxJsonDepth) {
+    return Error(ErrorKind::kConfig, "init: the parameters nest deeper than " +
+                                         std::to_string(functions_internal::kMaxJsonDepth) +
+                                         " levels");
+  }
+  json params = json::parse(json_text, nullptr, false);
+  auto text = [](const json& object, const char* key) -> std::optional<std::string> {
+    auto found = object.find(key);
+    if (found == object.end() || found->is_null()) return std::nullopt;
+    if (found->is_string()) return found->get<std::string>();
+    return found->dump(-1, ' ', false, json::error_handler_t::replace);
+  };
+  const char* shape =
+      "init takes {\"metatype_version\": string, \"expected_ops\": [{\"op_name\": string, "
+      "\"mat_data_json\": string, \"mat_title\", \"mat_hash\", \"effect\"}, ...]}";
+  if (!params.is_object())
+    return Error(ErrorKind::kConfig, std::string("init: not a JSON object; ") + shape);
+  auto ops = params.find("expected_ops");
+  if (ops == params.end() || !ops->is_array()) {
+    return Error(ErrorKind::kConfig, std::string("init: no expected_ops array; ") + shape);
+  }
+  InitRequest request;
+  request.metatype_version = text(params, "metatype_version").value_or("");
+  size_t index = 0;
+  for (const json& entry : *ops) {
+    auto name = entry.is_object() ? entry.find("op_name") : entry.end();
+    if (!entry.is_object() || name == entry.end() || !name->is_string()) {
+      return Error(ErrorKind::kConfig, "init: expected_ops[" + std::to_string(index) +
+                                           "] has no string op_name; " + shape);
+    }
+    OpInfo op;
+    op.op_name = name->get<std::string>();
+    op.mat_title = text(entry, "mat_title").value_or("");
+    op.mat_hash = text(entry, "mat_hash").value_or("");
+    op.mat_data_json = text(entry, "mat_data_json").value_or("null");
+    op.effect = text(entry, "effect").value_or("");
+    request.ops.push_back(std::move(op));
+    ++index;
+  }
+  return request;
+}
+
 bool Functions::initialized() const { return impl_->current() != nullptr; }
 
 std::vector<std::string> Functions::op_names() const {

@@ -64,6 +64,14 @@ class FunctionsHandler : public http::Handler {
       return http::Response{
           200, {{"Content-Type", "text/plain; version=0.0.4; charset=utf-8"}}, metrics_.render()};
     }
+    if (request.path == "/init") {
+      if (!options_.init_target) {
+        return error_response(404, "no-handler",
+                              "POST /init is off (terrarium functions serve --allow-init)");
+      }
+      if (request.method != "POST") return method_not_allowed("POST");
+      return std::nullopt;  // compiles ops: a worker's job
+    }
     if (request.path.rfind("/ops/", 0) != 0) {
       return error_response(404, "no-handler",
                             "no such path: " + request.path + " (ops are at POST /ops/NAME)");
@@ -84,6 +92,30 @@ class FunctionsHandler : public http::Handler {
   }
 
   void handle(const http::Request& request, size_t, http::ResponseWriter& writer) override {
+    if (request.path == "/init") {
+      auto parsed = parse_init_request(request.body);
+      if (!parsed) {
+        writer.send(error_response(400, "other", parsed.error().message()));
+        return;
+      }
+      FunctionResult<bool> done =
+          options_.init_target->init(parsed->metatype_version, std::move(parsed->ops));
+      if (!done) {
+        const FunctionError& error = done.error();
+        json body = {{"error",
+                      {{"kind", function_error_kind_name(error.kind)},
+                       {"message", error.message},
+                       {"type", error.type},
+                       {"traceback", error.traceback},
+                       {"op_name", error.op_name}}}};
+        writer.send(json_response(error.kind == FunctionErrorKind::kVersionMismatch ? 409 : 400,
+                                  body.dump(-1, ' ', false, json::error_handler_t::replace)));
+        return;
+      }
+      if (options_.log) options_.log("init: ops replaced by request " + std::to_string(request.id));
+      writer.send(json_response(200, R"({"ok":true})"));
+      return;
+    }
     std::string name = http::percent_decode(std::string_view(request.path).substr(5));
     std::string_view body = request.body;
     if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) body = "null";

@@ -307,29 +307,11 @@ class Session {
   }
 
   json run_init(const json& id, const json& params) {
-    auto ops_field = params.find("expected_ops");
-    if (ops_field == params.end() || !ops_field->is_array()) {
-      return error_response(id, kInvalidParams,
-                            "Invalid params: init takes {\"metatype_version\": string, "
-                            "\"expected_ops\": [mat-info, ...]}");
+    auto request = parse_init_request(dump(params));
+    if (!request) {
+      return error_response(id, kInvalidParams, "Invalid params: " + request.error().message());
     }
-    std::vector<OpInfo> ops;
-    for (const json& entry : *ops_field) {
-      if (!entry.is_object() || !entry.value("op_name", json()).is_string()) {
-        return error_response(id, kInvalidParams,
-                              "Invalid params: each expected_ops entry needs {\"op_name\": string, "
-                              "\"mat_data_json\": string, ...}");
-      }
-      OpInfo op;
-      op.op_name = entry["op_name"];
-      op.mat_title = text_field(entry, "mat_title").value_or("");
-      op.mat_hash = text_field(entry, "mat_hash").value_or("");
-      op.mat_data_json = text_field(entry, "mat_data_json").value_or("null");
-      op.effect = text_field(entry, "effect").value_or("");
-      ops.push_back(std::move(op));
-    }
-    std::string version = text_field(params, "metatype_version").value_or("");
-    FunctionResult<bool> done = functions_.init(version, std::move(ops));
+    FunctionResult<bool> done = functions_.init(request->metatype_version, std::move(request->ops));
     if (!done) return function_error_response(id, done.error());
     return {{"jsonrpc", "2.0"}, {"id", id}, {"result", {{"ok", true}}}};
   }

@@ -323,6 +323,11 @@ class Http(unittest.TestCase):
         # Still fine after every failure.
         self.assertEqual(self.post("/ops/add", b'{"a": 1, "b": 1}')[2], b"2")
 
+    def test_init_is_off_by_default(self):
+        status, _, body = self.post("/init", b"{}")
+        self.assertEqual(status, 404)
+        self.assertIn("--allow-init", json.loads(body)["error"]["message"])
+
     def test_health_and_metrics(self):
         self.assertEqual(self.post("/healthz", None, method="GET")[0], 200)
         self.post("/ops/add", b'{"a": 1, "b": 1}')
@@ -331,6 +336,43 @@ class Http(unittest.TestCase):
         text = body.decode()
         self.assertIn('terrarium_function_calls_total{op="add",outcome="ok"}', text)
         self.assertIn('terrarium_function_duration_seconds_bucket{op="add",le="+Inf"}', text)
+
+
+class HttpInit(unittest.TestCase):
+    """Metatype's init over HTTP (--allow-init), then handle as POST /ops/NAME."""
+
+    def test_init_then_handle_and_init_errors(self):
+        port = free_port()
+        process = subprocess.Popen([BINARY, "functions", "serve", "--allow-init", "--metatype-version",
+                                    "0.5.1", "--listen", "127.0.0.1:%d" % port],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            self.assertTrue(process.stdout.readline().startswith(b"Ready"))
+            post = Http.post.__get__(self)
+            self.port = port
+            self.assertEqual(post("/ops/add", b"1")[0], 404)
+            init = {"metatype_version": "0.5.1", "expected_ops": [
+                mat("add", LAMBDA), mat("double", IMPORTED),
+                mat("hello", {"ty": "def", "func_name": "f", "source": "def f(x):\n    return 'hi ' + x\n"})]}
+            self.assertEqual(post("/init", json.dumps(init).encode()), (200, "application/json", b'{"ok":true}'))
+            self.assertEqual(post("/ops/add", b'{"a": 2, "b": 3}')[2], b"5")
+            self.assertEqual(post("/ops/double", b"8")[2], b"16")
+            self.assertEqual(post("/ops/hello", b'"you"')[2], b'"hi you"')
+            status, _, body = post("/init", json.dumps({"metatype_version": "0.5.1", "expected_ops": [
+                mat("odd", {"ty": "cobol"})]}).encode())
+            self.assertEqual((status, json.loads(body)["error"]["kind"]), (400, "unexpected-mat"))
+            status, _, body = post("/init", json.dumps(dict(init, metatype_version="0.1")).encode())
+            self.assertEqual((status, json.loads(body)["error"]["kind"]), (409, "version-mismatch"))
+            status, _, body = post("/init", b"[1, 2]")
+            self.assertEqual(status, 400)
+            self.assertIn("expected_ops", json.loads(body)["error"]["message"])
+            # The failed inits kept the ops.
+            self.assertEqual(post("/ops/add", b'{"a": 1, "b": 1}')[2], b"2")
+        finally:
+            process.terminate()
+            self.assertEqual(process.wait(timeout=30), 0)
+            process.stdout.close()
+            process.stderr.close()
 
 
 class BadManifest(unittest.TestCase):
