@@ -161,6 +161,7 @@ def main():
     parser.add_argument("--quick", action="store_true", help="2 s runs, 1 repeat, short long run (a smoke test)")
     parser.add_argument("--output", default=os.path.join(ROOT, "bench", "results", "http"))
     args = parser.parse_args()
+    args.build = os.path.abspath(args.build)  # the servers run from a work folder
     if args.quick:
         args.duration, args.repeat, args.long, args.rss_requests = 2, 1, 5, 5_000
     terrarium = os.path.join(args.build, "terrarium")
