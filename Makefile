@@ -9,7 +9,7 @@ CMAKE_FLAGS ?=
 APT_PACKAGES = build-essential patch cmake ninja-build ccache pkg-config python3 \
   clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32 wabt autoconf-archive dpkg-dev \
   nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libzstd-dev \
-  libbenchmark-dev hyperfine libboost1.81-dev libtomlplusplus-dev \
+  libbenchmark-dev hyperfine libboost1.81-dev libtomlplusplus-dev pybind11-dev python3-pytest \
   python3-flask python3-bottle gunicorn wrk \
   tcl tzdata \
   python3-jinja2 python3-markupsafe python3-yaml python3-pygments python3-markdown \

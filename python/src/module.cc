@@ -1,0 +1,178 @@
+// terrarium._native: the pybind11 core under the host-side `terrarium`
+// package (python/terrarium/__init__.py holds the public API). Values cross
+// as JSON text or bytes; the GIL is released while a guest runs and taken
+// again for a Python host function.
+#include <pybind11/functional.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "terrarium/runtime.h"
+#include "terrarium/sandbox.h"
+#include "terrarium/snapshot.h"
+
+namespace py = pybind11;
+
+namespace {
+
+std::shared_ptr<terrarium::Runtime> shared_runtime() {
+  static std::once_flag once;
+  static std::shared_ptr<terrarium::Runtime> runtime;
+  static std::string failure;
+  std::call_once(once, [] {
+    auto created = terrarium::Runtime::create();
+    if (created) {
+      runtime = *created;
+    } else {
+      failure = created.error().to_string();
+    }
+  });
+  if (!runtime) throw std::runtime_error("terrarium: the runtime did not start: " + failure);
+  return runtime;
+}
+
+// A failure as a tuple the Python layer turns into its exception classes:
+// (kind, message, details, python_type).
+struct Failure : std::exception {
+  explicit Failure(const terrarium::Error& error) : error(error) {}
+  terrarium::Error error;
+  const char* what() const noexcept override { return error.message().c_str(); }
+};
+
+template <typename T>
+T take(terrarium::Result<T> result) {
+  if (!result) throw Failure(result.error());
+  return std::move(*result);
+}
+void take(terrarium::Result<void> result) {
+  if (!result) throw Failure(result.error());
+}
+
+terrarium::SandboxConfig make_config(const py::dict& spec) {
+  terrarium::SandboxConfig config;
+  config.args = {"terrarium"};
+  for (auto entry : spec["mounts"].cast<py::list>()) {
+    auto mount = entry.cast<py::tuple>();
+    config.mounts.push_back(
+        {mount[0].cast<std::string>(), mount[1].cast<std::string>(), !mount[2].cast<bool>()});
+  }
+  for (auto entry : spec["env"].cast<py::list>()) config.env.push_back(entry.cast<std::string>());
+  for (auto item : spec["files"].cast<py::dict>()) {
+    config.files.push_back(
+        {item.first.cast<std::string>(), std::string(item.second.cast<py::bytes>())});
+  }
+  py::dict limits = spec["limits"].cast<py::dict>();
+  config.limits.timeout = std::chrono::milliseconds(limits["timeout_ms"].cast<int64_t>());
+  config.limits.max_memory_bytes = limits["memory"].cast<uint64_t>();
+  config.limits.max_output_bytes = limits["output"].cast<uint64_t>();
+  return config;
+}
+
+class NativeSandbox {
+ public:
+  explicit NativeSandbox(std::unique_ptr<terrarium::Sandbox> sandbox)
+      : sandbox_(std::move(sandbox)) {}
+
+  static std::unique_ptr<NativeSandbox> create(const py::dict& spec) {
+    terrarium::SandboxConfig config = make_config(spec);
+    auto runtime = shared_runtime();
+    std::unique_ptr<terrarium::Sandbox> sandbox;
+    {
+      py::gil_scoped_release released;
+      sandbox = take(runtime->new_sandbox(std::move(config)));
+    }
+    return std::make_unique<NativeSandbox>(std::move(sandbox));
+  }
+
+  // `function(json_text) -> json_text`; an exception becomes the guest's
+  // HostError with its message (the Python layer keeps the traceback).
+  void define(const std::string& name, py::function function) {
+    auto holder = std::make_shared<py::function>(std::move(function));
+    take(sandbox_->define_json_text(name, [holder](const std::string& payload) -> std::string {
+      py::gil_scoped_acquire acquired;
+      try {
+        return (*holder)(py::str(payload)).cast<std::string>();
+      } catch (py::error_already_set& error) {
+        std::string message = error.what();
+        throw std::runtime_error(message);
+      }
+    }));
+  }
+
+  void exec(const std::string& code) {
+    guard();
+    py::gil_scoped_release released;
+    take(sandbox_->exec(code, "<sandbox.exec>"));
+  }
+
+  std::string call(const std::string& name, const std::string& json_text) {
+    guard();
+    py::gil_scoped_release released;
+    return take(sandbox_->call_json_text(name, json_text));
+  }
+
+  bool spent() const { return sandbox_->spent(); }
+  terrarium::Sandbox& sandbox() { return *sandbox_; }
+
+ private:
+  void guard() {
+    if (sandbox_->spent()) {
+      throw Failure(terrarium::Error(terrarium::ErrorKind::kTrap,
+                                     "the sandbox is spent (it trapped or hit a limit)"));
+    }
+  }
+  std::unique_ptr<terrarium::Sandbox> sandbox_;
+};
+
+// `python -c CODE` in a fresh sandbox: (exit status, stdout, stderr) — the
+// output is kept also when the guest fails.
+py::tuple run(const py::dict& spec, const std::string& code, const py::bytes& stdin_bytes) {
+  std::string stdin_data = stdin_bytes;
+  terrarium::SandboxConfig config = make_config(spec);
+  config.args = {"python", "-c", code};
+  config.stdin_data = stdin_data;
+  auto out = std::make_shared<std::string>(), err = std::make_shared<std::string>();
+  config.stdout_output.callback = [out](std::string_view data) { out->append(data); };
+  config.stderr_output.callback = [err](std::string_view data) { err->append(data); };
+  terrarium::Result<int> status = 0;
+  {
+    py::gil_scoped_release released;
+    auto sandbox = terrarium::Sandbox::create(std::move(config));
+    status = sandbox ? (*sandbox)->run_main() : terrarium::Result<int>(sandbox.error());
+  }
+  py::object failure = py::none();
+  if (!status) {
+    const terrarium::Error& error = status.error();
+    failure = py::make_tuple(terrarium::error_kind_name(error.kind()), error.message(),
+                             error.details(), error.python_type());
+  }
+  return py::make_tuple(status ? *status : -1, py::bytes(*out), py::bytes(*err), failure);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_native, module) {
+  module.doc() = "Terrarium's native core (use the `terrarium` package)";
+  static py::exception<Failure> failure_type(module, "NativeFailure");
+  py::register_exception_translator([](std::exception_ptr pointer) {
+    try {
+      if (pointer) std::rethrow_exception(pointer);
+    } catch (const Failure& failure) {
+      const terrarium::Error& error = failure.error;
+      py::tuple detail = py::make_tuple(terrarium::error_kind_name(error.kind()), error.message(),
+                                        error.details(), error.python_type());
+      // NativeFailure(detail): args[0] is the tuple the Python layer reads.
+      PyErr_SetObject(failure_type.ptr(), py::make_tuple(detail).ptr());
+    }
+  });
+  py::class_<NativeSandbox>(module, "Sandbox")
+      .def(py::init(&NativeSandbox::create))
+      .def("define", &NativeSandbox::define)
+      .def("exec", &NativeSandbox::exec)
+      .def("call", &NativeSandbox::call)
+      .def_property_readonly("spent", &NativeSandbox::spent);
+  module.def("run", &run);
+}
