@@ -6,6 +6,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -103,28 +104,83 @@ class NativeSandbox {
   }
 
   void exec(const std::string& code) {
-    guard();
+    Busy busy(*this);
     py::gil_scoped_release released;
     take(sandbox_->exec(code, "<sandbox.exec>"));
   }
 
   std::string call(const std::string& name, const std::string& json_text) {
-    guard();
+    Busy busy(*this);
     py::gil_scoped_release released;
     return take(sandbox_->call_json_text(name, json_text));
   }
+
+  std::unique_ptr<class NativeSnapshot> snapshot();
 
   bool spent() const { return sandbox_->spent(); }
   terrarium::Sandbox& sandbox() { return *sandbox_; }
 
  private:
-  void guard() {
-    if (sandbox_->spent()) {
-      throw Failure(terrarium::Error(terrarium::ErrorKind::kTrap,
-                                     "the sandbox is spent (it trapped or hit a limit)"));
+  // One caller at a time: a second thread, or a host function calling back
+  // into its own sandbox, gets SandboxBusy instead of waiting.
+  struct Busy {
+    explicit Busy(NativeSandbox& owner) : owner_(owner) {
+      if (owner_.busy_.exchange(true)) {
+        throw Failure(terrarium::Error(terrarium::ErrorKind::kHostError,
+                                       "busy: the sandbox is already running a call"));
+      }
+      if (owner_.sandbox_->spent()) {
+        owner_.busy_ = false;
+        throw Failure(terrarium::Error(terrarium::ErrorKind::kTrap,
+                                       "the sandbox is spent (it trapped or hit a limit)"));
+      }
     }
-  }
+    ~Busy() { owner_.busy_ = false; }
+    NativeSandbox& owner_;
+  };
   std::unique_ptr<terrarium::Sandbox> sandbox_;
+  std::atomic<bool> busy_{false};
+  friend class NativeSnapshot;
+};
+
+class NativeSnapshot {
+ public:
+  explicit NativeSnapshot(std::shared_ptr<const terrarium::Snapshot> snapshot)
+      : snapshot_(std::move(snapshot)) {}
+  std::unique_ptr<NativeSandbox> sandbox() {
+    py::gil_scoped_release released;
+    return std::make_unique<NativeSandbox>(take(snapshot_->new_sandbox()));
+  }
+  void save(const std::string& path) { take(snapshot_->save(path)); }
+  uint64_t memory_bytes() const { return snapshot_->memory_bytes(); }
+  std::shared_ptr<const terrarium::Snapshot> snapshot_;
+};
+
+std::unique_ptr<NativeSnapshot> NativeSandbox::snapshot() {
+  Busy busy(*this);
+  py::gil_scoped_release released;
+  return std::make_unique<NativeSnapshot>(take(terrarium::Snapshot::capture(*sandbox_)));
+}
+
+// A pool of sandboxes reset to the snapshot between uses.
+class NativePool {
+ public:
+  NativePool(const NativeSnapshot& snapshot, size_t max_idle) {
+    terrarium::Pool::Options options;
+    options.max_idle = max_idle;
+    options.config = snapshot.snapshot_->config();
+    pool_ = take(terrarium::Pool::create(snapshot.snapshot_, std::move(options)));
+  }
+  // Runs one call on a pooled sandbox (reset afterwards).
+  std::string call(const std::string& name, const std::string& json_text) {
+    py::gil_scoped_release released;
+    auto lease = take(pool_->acquire());
+    return take(lease->call_json_text(name, json_text));
+  }
+  size_t idle() const { return pool_->idle(); }
+
+ private:
+  std::unique_ptr<terrarium::Pool> pool_;
 };
 
 // `python -c CODE` in a fresh sandbox: (exit status, stdout, stderr) — the
@@ -173,6 +229,15 @@ PYBIND11_MODULE(_native, module) {
       .def("define", &NativeSandbox::define)
       .def("exec", &NativeSandbox::exec)
       .def("call", &NativeSandbox::call)
+      .def("snapshot", &NativeSandbox::snapshot)
       .def_property_readonly("spent", &NativeSandbox::spent);
+  py::class_<NativeSnapshot>(module, "Snapshot")
+      .def("sandbox", &NativeSnapshot::sandbox)
+      .def("save", &NativeSnapshot::save)
+      .def_property_readonly("memory_bytes", &NativeSnapshot::memory_bytes);
+  py::class_<NativePool>(module, "Pool")
+      .def(py::init<const NativeSnapshot&, size_t>())
+      .def("call", &NativePool::call)
+      .def_property_readonly("idle", &NativePool::idle);
   module.def("run", &run);
 }

@@ -16,8 +16,8 @@ every limit is bounded unless lifted. Values cross as JSON (dict, list, str,
 int, float, bool, None); no pickle anywhere.
 
 This is the first part of the binding (issue 16): Sandbox, Mount, Limits,
-host functions, exec, call, run, the error hierarchy. Snapshots, pools,
-interrupt and asyncio are to come.
+host functions, exec, call, run, the error hierarchy, Snapshot and Pool.
+Interrupt and asyncio are to come.
 """
 
 import json as _json
@@ -30,7 +30,7 @@ from . import _native
 __all__ = [
     "Sandbox", "Mount", "Limits", "Completed", "Error", "GuestError", "LimitExceeded",
     "TimeLimitExceeded", "MemoryLimitExceeded", "OutputLimitExceeded", "Trap", "ConfigError",
-    "HostFunctionError", "CalledProcessError",
+    "HostFunctionError", "CalledProcessError", "SandboxBusy", "Snapshot", "Pool",
 ]
 
 
@@ -74,6 +74,11 @@ class ConfigError(Error, ValueError):
 
 class HostFunctionError(Error):
     """A host function failed; ``__cause__`` is the host-side exception."""
+
+
+class SandboxBusy(Error):
+    """The sandbox is already running a call (another thread, or a host
+    function calling back into its own sandbox)."""
 
 
 class CalledProcessError(Error):
@@ -164,6 +169,8 @@ def _translate(kind, message, details="", python_type=""):
             text = text[text.index(prefix) + len(prefix):]
         return GuestError(text, python_type, details)
     if kind == "host error":
+        if message.startswith("busy:"):
+            return SandboxBusy(message)
         return HostFunctionError(message)
     return Error("%s: %s" % (kind, message))
 
@@ -293,3 +300,70 @@ class Sandbox:
     @property
     def spent(self):
         return self._native.spent
+
+    def snapshot(self):
+        """Captures this sandbox (its imports, globals, host functions) once;
+        Snapshot.sandbox() then makes a fresh copy in microseconds."""
+        try:
+            return Snapshot(self._native.snapshot(), self)
+        except _native.NativeFailure as failure:
+            _reraise(failure)
+
+    @classmethod
+    def _from_native(cls, native, origin):
+        sandbox = cls.__new__(cls)
+        sandbox._spec = origin._spec
+        sandbox._host_tracebacks = origin._host_tracebacks
+        sandbox._native = native
+        return sandbox
+
+
+class Snapshot:
+    """An initialized sandbox captured once (Sandbox.snapshot())."""
+
+    def __init__(self, native, origin):
+        self._native = native
+        self._origin = origin
+
+    def sandbox(self):
+        """A new sandbox in the snapshot's state (copy-on-write memory)."""
+        try:
+            return Sandbox._from_native(self._native.sandbox(), self._origin)
+        except _native.NativeFailure as failure:
+            _reraise(failure)
+
+    def save(self, path):
+        try:
+            self._native.save(path)
+        except _native.NativeFailure as failure:
+            _reraise(failure)
+
+    @property
+    def memory_bytes(self):
+        return self._native.memory_bytes
+
+
+class Pool:
+    """Ready sandboxes made from a snapshot, each put back to the snapshot
+    after a call: every call sees the snapshot's state, nothing of the last.
+    Thread-safe."""
+
+    def __init__(self, snapshot, max_idle=8):
+        if not isinstance(snapshot, Snapshot):
+            raise ConfigError("Pool takes a terrarium.Snapshot, not %r" % (snapshot,))
+        try:
+            self._native = _native.Pool(snapshot._native, int(max_idle))
+        except _native.NativeFailure as failure:
+            _reraise(failure)
+
+    def call(self, name, value=None):
+        """Calls export ``name`` in a fresh (reset) sandbox."""
+        text = _check_json(value, "call(%r)" % name)
+        try:
+            return _json.loads(self._native.call(name, text))
+        except _native.NativeFailure as failure:
+            _reraise(failure)
+
+    @property
+    def idle(self):
+        return self._native.idle

@@ -182,3 +182,40 @@ def test_the_gil_is_released_while_the_guest_runs():
         turns += 1
     thread.join()
     assert turns > 1000
+
+
+def test_snapshot_gives_fresh_copies_and_a_pool_resets_between_calls():
+    sandbox = terrarium.Sandbox()
+
+    @sandbox.host_function
+    def base():
+        return 100
+
+    sandbox.exec("import terrarium\nCOUNT = 0\n@terrarium.export\ndef bump(_):\n"
+                 "    global COUNT\n    COUNT += 1\n    return COUNT + terrarium.host.base()\n")
+    snapshot = sandbox.snapshot()
+    assert snapshot.memory_bytes > 0
+    first = snapshot.sandbox()
+    assert first.call("bump") == 101
+    assert first.call("bump") == 102          # one sandbox keeps its state
+    assert snapshot.sandbox().call("bump") == 101  # a new copy does not see it
+    pool = terrarium.Pool(snapshot, max_idle=2)
+    assert [pool.call("bump") for _ in range(5)] == [101] * 5
+    assert pool.idle >= 1
+
+
+def test_a_host_function_calling_back_into_its_sandbox_gets_sandboxbusy():
+    sandbox = terrarium.Sandbox()
+
+    @sandbox.host_function
+    def reenter():
+        try:
+            sandbox.call("noop")
+        except terrarium.SandboxBusy:
+            return "busy"
+        return "entered"
+
+    sandbox.exec("import terrarium\n@terrarium.export\ndef noop(_):\n    return 1\n"
+                 "@terrarium.export\ndef outer(_):\n    return terrarium.host.reenter()\n")
+    assert sandbox.call("outer") == "busy"
+    assert sandbox.call("noop") == 1

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "engine/memory.h"
@@ -217,7 +218,11 @@ bool find_by_scan(uint8_t* data, uint64_t bytes, Runs* runs) {
   static std::atomic<bool> scan_works{true};
   if (!scan_works.load(std::memory_order_relaxed)) return false;
   constexpr size_t kRegions = 512;
-  static thread_local PageRegion regions[kRegions];
+  // On the heap, one buffer per thread: a large thread_local array would
+  // make the library's TLS block too big to dlopen (the Python binding).
+  static thread_local std::unique_ptr<PageRegion[]> buffer;
+  if (!buffer) buffer.reset(new PageRegion[kRegions]);
+  PageRegion* regions = buffer.get();
   uint64_t base = reinterpret_cast<uintptr_t>(data);
   uint64_t begin = base;
   uint64_t end = base + bytes;
@@ -253,7 +258,9 @@ bool find_by_pagemap(uint8_t* data, uint64_t bytes, Runs* runs) {
   if (pagemap < 0) return false;
   constexpr size_t kPage = 4096;
   constexpr size_t kBatch = 4096;  // entries read per pread (16 MiB of memory)
-  static thread_local uint64_t entries[kBatch];
+  static thread_local std::unique_ptr<uint64_t[]> buffer;  // heap: see find_by_scan
+  if (!buffer) buffer.reset(new uint64_t[kBatch]);
+  uint64_t* entries = buffer.get();
   auto ours = [](uint64_t entry) {
     return (entry & (kPagePresent | kPageSwapped)) && !(entry & kPageFileOrShared);
   };
