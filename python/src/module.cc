@@ -9,6 +9,7 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "terrarium/runtime.h"
@@ -178,10 +179,46 @@ class NativePool {
     return take(lease->call_json_text(name, json_text));
   }
   size_t idle() const { return pool_->idle(); }
+  std::unique_ptr<class NativeLease> lease();
 
  private:
   std::unique_ptr<terrarium::Pool> pool_;
 };
+
+// One pooled sandbox held for several calls (`with pool.sandbox() as sb`);
+// release() (or the end of the with block) resets it into the pool.
+class NativeLease {
+ public:
+  explicit NativeLease(terrarium::Pool::Lease lease) : lease_(std::move(lease)) {}
+  std::string call(const std::string& name, const std::string& json_text) {
+    py::gil_scoped_release released;
+    return take(held().call_json_text(name, json_text));
+  }
+  void exec(const std::string& code) {
+    py::gil_scoped_release released;
+    take(held().exec(code, "<sandbox.exec>"));
+  }
+  void release() {
+    py::gil_scoped_release released;
+    lease_.reset();
+  }
+
+ private:
+  terrarium::Sandbox& held() {
+    if (!lease_) {
+      throw Failure(
+          terrarium::Error(terrarium::ErrorKind::kConfig,
+                           "the pooled sandbox was released (use it inside its with block)"));
+    }
+    return **lease_;
+  }
+  std::optional<terrarium::Pool::Lease> lease_;
+};
+
+std::unique_ptr<NativeLease> NativePool::lease() {
+  py::gil_scoped_release released;
+  return std::make_unique<NativeLease>(take(pool_->acquire()));
+}
 
 // `python -c CODE` in a fresh sandbox: (exit status, stdout, stderr) — the
 // output is kept also when the guest fails.
@@ -238,6 +275,11 @@ PYBIND11_MODULE(_native, module) {
   py::class_<NativePool>(module, "Pool")
       .def(py::init<const NativeSnapshot&, size_t>())
       .def("call", &NativePool::call)
+      .def("lease", &NativePool::lease)
       .def_property_readonly("idle", &NativePool::idle);
+  py::class_<NativeLease>(module, "Lease")
+      .def("call", &NativeLease::call)
+      .def("exec", &NativeLease::exec)
+      .def("release", &NativeLease::release);
   module.def("run", &run);
 }

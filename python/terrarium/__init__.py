@@ -364,6 +364,43 @@ class Pool:
         except _native.NativeFailure as failure:
             _reraise(failure)
 
+    def sandbox(self):
+        """A pooled sandbox for several calls: ``with pool.sandbox() as sb:``;
+        it is reset into the pool when the block ends."""
+        try:
+            return _PooledSandbox(self._native.lease())
+        except _native.NativeFailure as failure:
+            _reraise(failure)
+
     @property
     def idle(self):
         return self._native.idle
+
+
+class _PooledSandbox:
+    """What ``Pool.sandbox()`` hands out (exec and call, as a Sandbox)."""
+
+    def __init__(self, lease):
+        self._lease = lease
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.release()
+
+    def release(self):
+        self._lease.release()
+
+    def exec(self, code):
+        try:
+            self._lease.exec(code)
+        except _native.NativeFailure as failure:
+            _reraise(failure)
+
+    def call(self, name, value=None):
+        text = _check_json(value, "call(%r)" % name)
+        try:
+            return _json.loads(self._lease.call(name, text))
+        except _native.NativeFailure as failure:
+            _reraise(failure)

@@ -202,6 +202,14 @@ def test_snapshot_gives_fresh_copies_and_a_pool_resets_between_calls():
     pool = terrarium.Pool(snapshot, max_idle=2)
     assert [pool.call("bump") for _ in range(5)] == [101] * 5
     assert pool.idle >= 1
+    with pool.sandbox() as held:
+        assert [held.call("bump") for _ in range(3)] == [101, 102, 103]  # one sandbox
+        held.exec("COUNT = 50")
+        assert held.call("bump") == 151
+    with pytest.raises(terrarium.ConfigError):
+        held.call("bump")  # released
+    with pool.sandbox() as again:
+        assert again.call("bump") == 101  # reset into the pool
 
 
 def test_a_host_function_calling_back_into_its_sandbox_gets_sandboxbusy():
