@@ -135,40 +135,35 @@ Result<Prepared> prepare(const char* command, const std::string& manifest_path,
 
 }  // namespace
 
+// The flags both subcommands share, as FunctionsOptions; "" when all parse,
+// else the message naming the flag.
+std::string FunctionsCommand::shared_options(FunctionsOptions* options) const {
+  options->metatype_version = metatype_version_;
+  auto timeout = parse_duration(timeout_);
+  if (!timeout || timeout->count() <= 0) {
+    return "--timeout '" + timeout_ + "': must be a positive duration";
+  }
+  auto memory = parse_size(max_memory_);
+  if (!memory) return "--max-memory '" + max_memory_ + "': " + memory.error().message();
+  auto output = parse_size(max_output_);
+  if (!output) return "--max-output '" + max_output_ + "': " + output.error().message();
+  options->timeout = *timeout;
+  options->max_memory = *memory;
+  options->max_output = *output;
+  return "";
+}
+
 int FunctionsCommand::run_stdio() {
   FunctionsOptions options;
-  options.metatype_version = metatype_version_;
-  auto timeout = parse_duration(timeout_);
+  if (std::string problem = shared_options(&options); !problem.empty()) {
+    return fail("stdio", problem);
+  }
   auto hostcall_timeout = parse_duration(hostcall_timeout_);
-  auto memory = parse_size(max_memory_);
-  auto output = parse_size(max_output_);
-  if (!timeout || timeout->count() <= 0)
-    return fail("stdio", "--timeout '" + timeout_ + "': must be a positive duration");
   if (!hostcall_timeout || hostcall_timeout->count() <= 0)
     return fail("stdio",
                 "--hostcall-timeout '" + hostcall_timeout_ + "': must be a positive duration");
-  if (!memory)
-    return fail("stdio", "--max-memory '" + max_memory_ + "': " + memory.error().message());
-  if (!output)
-    return fail("stdio", "--max-output '" + max_output_ + "': " + output.error().message());
-  options.timeout = *timeout;
-  options.max_memory = *memory;
-  options.max_output = *output;
-  // stdout carries the protocol: what handlers print goes to stderr.
-  options.output = [](std::string_view op_name, std::string_view text) {
-    std::string lines;
-    size_t start = 0;
-    while (start < text.size()) {
-      size_t end = text.find('\n', start);
-      if (end == std::string_view::npos) end = text.size();
-      lines += "[op " + std::string(op_name.empty() ? "(init)" : op_name) + "] ";
-      lines.append(text.substr(start, end - start));
-      lines += '\n';
-      start = end + 1;
-    }
-    ssize_t ignored = write(2, lines.data(), lines.size());
-    (void)ignored;
-  };
+  // stdout carries the protocol: what handlers print goes to stderr, as
+  // "[op NAME] line" (FunctionsOptions::output's default).
   auto prepared = prepare("stdio", manifest_, allowed_hosts_, std::move(options));
   if (!prepared) {
     if (!prepared.error().details().empty()) std::fputs(prepared.error().details().c_str(), stderr);
@@ -189,18 +184,11 @@ int FunctionsCommand::run_stdio() {
 
 int FunctionsCommand::run_serve() {
   FunctionsOptions options;
-  options.metatype_version = metatype_version_;
-  auto timeout = parse_duration(timeout_);
-  auto memory = parse_size(max_memory_);
-  auto output = parse_size(max_output_);
+  if (std::string problem = shared_options(&options); !problem.empty()) {
+    return fail("serve", problem);
+  }
   auto body = parse_size(max_body_);
   auto header = parse_size(max_header_bytes_);
-  if (!timeout || timeout->count() <= 0)
-    return fail("serve", "--timeout '" + timeout_ + "': must be a positive duration");
-  if (!memory)
-    return fail("serve", "--max-memory '" + max_memory_ + "': " + memory.error().message());
-  if (!output)
-    return fail("serve", "--max-output '" + max_output_ + "': " + output.error().message());
   if (!body) return fail("serve", "--max-body '" + max_body_ + "': " + body.error().message());
   if (!header)
     return fail("serve",
@@ -208,9 +196,6 @@ int FunctionsCommand::run_serve() {
   if (!metrics_path_.empty() && metrics_path_[0] != '/') {
     return fail("serve", "--metrics-path '" + metrics_path_ + "': must start with '/'");
   }
-  options.timeout = *timeout;
-  options.max_memory = *memory;
-  options.max_output = *output;
   if (manifest_.empty() && !allow_init_) {
     return fail("serve",
                 "no ops.toml given (terrarium functions serve ops.toml), and no --allow-init "

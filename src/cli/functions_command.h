@@ -5,6 +5,10 @@
 #include <string>
 #include <vector>
 
+namespace terrarium {
+struct FunctionsOptions;
+}
+
 namespace terrarium::cli {
 
 class FunctionsCommand {
@@ -17,6 +21,7 @@ class FunctionsCommand {
  private:
   int run_stdio();
   int run_serve();
+  std::string shared_options(FunctionsOptions* options) const;
 
   CLI::App* command_ = nullptr;
   CLI::App* stdio_ = nullptr;
