@@ -27,6 +27,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "build", "python"))
 import terrarium  # noqa: E402
+from run import cpu_model  # noqa: E402  (bench/run.py, beside this file)
 
 PAYLOAD = {"id": 7, "name": "row-7", "tags": ["a", "b", "c"], "score": 0.5, "ok": True, "pad": "x" * 20}
 GUEST = ("import terrarium\n@terrarium.export\ndef echo(x):\n    return x\n"
@@ -48,13 +49,7 @@ def median_us(function, calls):
 
 
 def machine():
-    cpu = "unknown CPU"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return "%d cores, %s, Linux %s" % (os.cpu_count(), cpu, platform.release())
+    return "%d cores, %s, Linux %s" % (os.cpu_count(), cpu_model(), platform.release())
 
 
 def one_round(calls):

@@ -33,6 +33,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+# bench/run.py's helpers (first on the path: this file is a run.py too).
+sys.path.insert(0, os.path.dirname(HERE))
+from run import cpu_model  # noqa: E402
 
 OPS_TOML = """
 [[op]]
@@ -61,13 +64,7 @@ wrk.headers["Content-Type"] = "application/json"
 
 
 def machine():
-    cpu = "unknown CPU"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return "%d cores, %s, Linux %s" % (os.cpu_count(), cpu, platform.release())
+    return "%d cores, %s, Linux %s" % (os.cpu_count(), cpu_model(), platform.release())
 
 
 def lines_of(command):

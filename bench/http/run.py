@@ -39,6 +39,9 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+# bench/run.py's helpers (first on the path: this file is a run.py too).
+sys.path.insert(0, os.path.dirname(HERE))
+from run import cpu_model  # noqa: E402
 FLASK_APP = os.path.join(ROOT, "examples", "flask-app")
 
 
@@ -142,13 +145,7 @@ def check(url, expect, body_file=None):
 
 
 def machine():
-    model = "unknown CPU"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return "%s, %d cores, %s" % (model, os.cpu_count(), platform.release())
+    return "%s, %d cores, %s" % (cpu_model(), os.cpu_count(), platform.release())
 
 
 def main():
