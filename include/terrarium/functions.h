@@ -182,6 +182,8 @@ struct InitRequest {
   std::vector<OpInfo> ops;
 };
 Result<InitRequest> parse_init_request(std::string_view json_text);
+// expected_ops alone: a JSON array of mat-info records (the C API's ops_json).
+Result<std::vector<OpInfo>> parse_mat_infos(std::string_view json_array);
 
 // `terrarium functions stdio`: JSON-RPC 2.0 on two file descriptors, one
 // message per line (docs/functions.md). Requests `init` {metatype_version,

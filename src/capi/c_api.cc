@@ -4,7 +4,6 @@
 #include <cstring>
 #include <memory>
 #include <new>
-#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
 
@@ -386,30 +385,9 @@ terrarium_status terrarium_functions_new(terrarium_runtime* runtime, const char*
   return guard([&] {
     if (!runtime || !ops_json || !out) return null_argument("runtime, ops_json or out");
     *out = nullptr;
-    nlohmann::json records = nlohmann::json::parse(ops_json, nullptr, false);
-    if (!records.is_array()) {
-      return fail(TERRARIUM_ERROR_ARGUMENT,
-                  "ops_json must be a JSON array of {\"op_name\", \"mat_data_json\", ...}");
-    }
-    std::vector<terrarium::OpInfo> ops;
-    for (const nlohmann::json& record : records) {
-      if (!record.is_object() || !record.value("op_name", nlohmann::json()).is_string()) {
-        return fail(TERRARIUM_ERROR_ARGUMENT, "each op in ops_json needs a string op_name");
-      }
-      auto text = [&](const char* key) {
-        auto found = record.find(key);
-        if (found == record.end()) return std::string();
-        return found->is_string() ? found->get<std::string>() : found->dump();
-      };
-      terrarium::OpInfo op;
-      op.op_name = record["op_name"];
-      op.mat_title = text("mat_title");
-      op.mat_hash = text("mat_hash");
-      op.mat_data_json = text("mat_data_json");
-      op.effect = text("effect");
-      ops.push_back(std::move(op));
-    }
-    return finish_functions(runtime, metatype_version ? metatype_version : "", std::move(ops),
+    auto ops = terrarium::parse_mat_infos(ops_json);
+    if (!ops) return fail(TERRARIUM_ERROR_ARGUMENT, "ops_json: " + ops.error().message());
+    return finish_functions(runtime, metatype_version ? metatype_version : "", std::move(*ops),
                             nullptr, c_hostcall(hostcall, user_data), out);
   });
 }

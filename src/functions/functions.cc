@@ -332,8 +332,7 @@ FunctionResult<bool> Functions::init(std::string_view metatype_version, std::vec
   config.limits.timeout = std::max(kInitTimeout, options.timeout);
   // Every op's memory limit must hold the snapshot: init gets the largest.
   for (const OpInfo& op : ops) {
-    config.limits.max_memory_bytes = std::max<uint64_t>(
-        config.limits.max_memory_bytes, op.limits.max_memory ? op.limits.max_memory : 0);
+    config.limits.max_memory_bytes = std::max(config.limits.max_memory_bytes, op.limits.max_memory);
   }
   config.limits.max_output_bytes = 16ull << 20;
   auto sandbox = impl_->runtime->new_sandbox(config);
@@ -498,48 +497,71 @@ FunctionResult<std::string> Functions::handle(std::string_view op_name, std::str
   return error;
 }
 
-Result<InitRequest> parse_init_request(std::string_view json_text) {
-  using nlohmann::json;
+namespace {
+
+const char* const kInitShape =
+    "init takes {\"metatype_version\": string, \"expected_ops\": [{\"op_name\": string, "
+    "\"mat_data_json\": string, \"mat_title\", \"mat_hash\", \"effect\"}, ...]}";
+
+// A string field, or (as the wire allows) any other JSON value as its text.
+std::optional<std::string> text_of(const nlohmann::json& object, const char* key) {
+  auto found = object.find(key);
+  if (found == object.end() || found->is_null()) return std::nullopt;
+  if (found->is_string()) return found->get<std::string>();
+  return found->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+Result<nlohmann::json> parse_wire_json(std::string_view json_text) {
   if (functions_internal::json_depth(json_text) > functions_internal::kMaxJsonDepth) {
     return Error(ErrorKind::kConfig, "init: the parameters nest deeper than " +
                                          std::to_string(functions_internal::kMaxJsonDepth) +
                                          " levels");
   }
-  json params = json::parse(json_text, nullptr, false);
-  auto text = [](const json& object, const char* key) -> std::optional<std::string> {
-    auto found = object.find(key);
-    if (found == object.end() || found->is_null()) return std::nullopt;
-    if (found->is_string()) return found->get<std::string>();
-    return found->dump(-1, ' ', false, json::error_handler_t::replace);
-  };
-  const char* shape =
-      "init takes {\"metatype_version\": string, \"expected_ops\": [{\"op_name\": string, "
-      "\"mat_data_json\": string, \"mat_title\", \"mat_hash\", \"effect\"}, ...]}";
-  if (!params.is_object())
-    return Error(ErrorKind::kConfig, std::string("init: not a JSON object; ") + shape);
-  auto ops = params.find("expected_ops");
-  if (ops == params.end() || !ops->is_array()) {
-    return Error(ErrorKind::kConfig, std::string("init: no expected_ops array; ") + shape);
+  return nlohmann::json::parse(json_text, nullptr, false);
+}
+
+Result<std::vector<OpInfo>> mat_infos(const nlohmann::json& ops) {
+  if (!ops.is_array()) {
+    return Error(ErrorKind::kConfig, std::string("init: no expected_ops array; ") + kInitShape);
   }
-  InitRequest request;
-  request.metatype_version = text(params, "metatype_version").value_or("");
+  std::vector<OpInfo> infos;
   size_t index = 0;
-  for (const json& entry : *ops) {
+  for (const nlohmann::json& entry : ops) {
     auto name = entry.is_object() ? entry.find("op_name") : entry.end();
     if (!entry.is_object() || name == entry.end() || !name->is_string()) {
       return Error(ErrorKind::kConfig, "init: expected_ops[" + std::to_string(index) +
-                                           "] has no string op_name; " + shape);
+                                           "] has no string op_name; " + kInitShape);
     }
     OpInfo op;
     op.op_name = name->get<std::string>();
-    op.mat_title = text(entry, "mat_title").value_or("");
-    op.mat_hash = text(entry, "mat_hash").value_or("");
-    op.mat_data_json = text(entry, "mat_data_json").value_or("null");
-    op.effect = text(entry, "effect").value_or("");
-    request.ops.push_back(std::move(op));
+    op.mat_title = text_of(entry, "mat_title").value_or("");
+    op.mat_hash = text_of(entry, "mat_hash").value_or("");
+    op.mat_data_json = text_of(entry, "mat_data_json").value_or("null");
+    op.effect = text_of(entry, "effect").value_or("");
+    infos.push_back(std::move(op));
     ++index;
   }
-  return request;
+  return infos;
+}
+
+}  // namespace
+
+Result<InitRequest> parse_init_request(std::string_view json_text) {
+  auto params = parse_wire_json(json_text);
+  if (!params) return params.error();
+  if (!params->is_object()) {
+    return Error(ErrorKind::kConfig, std::string("init: not a JSON object; ") + kInitShape);
+  }
+  auto ops = params->find("expected_ops");
+  auto infos = mat_infos(ops == params->end() ? nlohmann::json() : *ops);
+  if (!infos) return infos.error();
+  return InitRequest{text_of(*params, "metatype_version").value_or(""), std::move(*infos)};
+}
+
+Result<std::vector<OpInfo>> parse_mat_infos(std::string_view json_array) {
+  auto ops = parse_wire_json(json_array);
+  if (!ops) return ops.error();
+  return mat_infos(*ops);
 }
 
 bool Functions::initialized() const { return impl_->current() != nullptr; }

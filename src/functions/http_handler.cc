@@ -166,10 +166,7 @@ std::pair<std::string, std::string> functions_http_rejection(int status, std::st
   std::string kind = status == 413   ? "body-too-large"
                      : status == 503 ? "overloaded"
                                      : "bad-request";
-  json body = {
-      {"error",
-       {{"kind", kind}, {"message", std::string(reason)}, {"type", ""}, {"traceback", ""}}}};
-  return {"application/json", body.dump(-1, ' ', false, json::error_handler_t::replace)};
+  return {"application/json", error_response(status, kind, std::string(reason)).body};
 }
 
 }  // namespace terrarium

@@ -80,6 +80,13 @@ TEST(FunctionsCApi, InitHandleHostcallAndErrorKinds) {
   EXPECT_EQ(bad, nullptr);
   EXPECT_EQ(terrarium_functions_new(runtime, "", "{}", nullptr, nullptr, &bad),
             TERRARIUM_ERROR_ARGUMENT);
+  EXPECT_NE(std::string(terrarium_last_error()).find("ops_json: "), std::string::npos);
+  EXPECT_EQ(terrarium_functions_new(runtime, "", R"([{"op_name": "a"}, {"mat_data_json": "{}"}])",
+                                    nullptr, nullptr, &bad),
+            TERRARIUM_ERROR_ARGUMENT);
+  EXPECT_NE(std::string(terrarium_last_error()).find("expected_ops[1] has no string op_name"),
+            std::string::npos)
+      << terrarium_last_error();
   EXPECT_EQ(terrarium_functions_handle(nullptr, "add", "1", 1, &out, &length),
             TERRARIUM_ERROR_ARGUMENT);
 
