@@ -175,9 +175,12 @@ def _translate(kind, message, details="", python_type=""):
     return Error("%s: %s" % (kind, message))
 
 
-def _reraise(failure):
-    error = _translate(*failure.args[0])
-    raise error from None
+def _native_call(function, *args):
+    """Calls into the native core; its failures become this module's errors."""
+    try:
+        return function(*args)
+    except _native.NativeFailure as failure:
+        raise _translate(*failure.args[0]) from None
 
 
 def _check_json(value, where):
@@ -201,10 +204,7 @@ class Sandbox:
             if not isinstance(key, str) or not key or "=" in key:
                 raise ConfigError("env key %r must be a non-empty str without '='" % (key,))
         self._host_tracebacks = {}
-        try:
-            self._native = _native.Sandbox(self._spec)
-        except _native.NativeFailure as failure:
-            _reraise(failure)
+        self._native = _native_call(_native.Sandbox, self._spec)
         for function in functions:
             self.host_function(function)
 
@@ -257,10 +257,7 @@ class Sandbox:
                 self._host_tracebacks[label] = message
                 raise TypeError(message) from None
 
-        try:
-            self._native.define(label, bridge)
-        except _native.NativeFailure as failure:
-            _reraise(failure)
+        _native_call(self._native.define, label, bridge)
         return function
 
     def host_traceback(self, name):
@@ -269,18 +266,12 @@ class Sandbox:
 
     def exec(self, code):
         """Runs ``code`` in the guest's ``__main__``."""
-        try:
-            self._native.exec(code)
-        except _native.NativeFailure as failure:
-            _reraise(failure)
+        _native_call(self._native.exec, code)
 
     def call(self, name, value=None):
         """Calls the guest function exported as ``name`` (``@terrarium.export``) with a JSON value."""
         text = _check_json(value, "call(%r)" % name)
-        try:
-            return _json.loads(self._native.call(name, text))
-        except _native.NativeFailure as failure:
-            _reraise(failure)
+        return _json.loads(_native_call(self._native.call, name, text))
 
     def run(self, code, stdin=b"", check=False):
         """Runs ``code`` like ``python -c CODE`` in a fresh sandbox with this
@@ -304,10 +295,7 @@ class Sandbox:
     def snapshot(self):
         """Captures this sandbox (its imports, globals, host functions) once;
         Snapshot.sandbox() then makes a fresh copy in microseconds."""
-        try:
-            return Snapshot(self._native.snapshot(), self)
-        except _native.NativeFailure as failure:
-            _reraise(failure)
+        return Snapshot(_native_call(self._native.snapshot), self)
 
     @classmethod
     def _from_native(cls, native, origin):
@@ -327,16 +315,10 @@ class Snapshot:
 
     def sandbox(self):
         """A new sandbox in the snapshot's state (copy-on-write memory)."""
-        try:
-            return Sandbox._from_native(self._native.sandbox(), self._origin)
-        except _native.NativeFailure as failure:
-            _reraise(failure)
+        return Sandbox._from_native(_native_call(self._native.sandbox), self._origin)
 
     def save(self, path):
-        try:
-            self._native.save(path)
-        except _native.NativeFailure as failure:
-            _reraise(failure)
+        _native_call(self._native.save, path)
 
     @property
     def memory_bytes(self):
@@ -351,26 +333,17 @@ class Pool:
     def __init__(self, snapshot, max_idle=8):
         if not isinstance(snapshot, Snapshot):
             raise ConfigError("Pool takes a terrarium.Snapshot, not %r" % (snapshot,))
-        try:
-            self._native = _native.Pool(snapshot._native, int(max_idle))
-        except _native.NativeFailure as failure:
-            _reraise(failure)
+        self._native = _native_call(_native.Pool, snapshot._native, int(max_idle))
 
     def call(self, name, value=None):
         """Calls export ``name`` in a fresh (reset) sandbox."""
         text = _check_json(value, "call(%r)" % name)
-        try:
-            return _json.loads(self._native.call(name, text))
-        except _native.NativeFailure as failure:
-            _reraise(failure)
+        return _json.loads(_native_call(self._native.call, name, text))
 
     def sandbox(self):
         """A pooled sandbox for several calls: ``with pool.sandbox() as sb:``;
         it is reset into the pool when the block ends."""
-        try:
-            return _PooledSandbox(self._native.lease())
-        except _native.NativeFailure as failure:
-            _reraise(failure)
+        return _PooledSandbox(_native_call(self._native.lease))
 
     @property
     def idle(self):
@@ -393,14 +366,8 @@ class _PooledSandbox:
         self._lease.release()
 
     def exec(self, code):
-        try:
-            self._lease.exec(code)
-        except _native.NativeFailure as failure:
-            _reraise(failure)
+        _native_call(self._lease.exec, code)
 
     def call(self, name, value=None):
         text = _check_json(value, "call(%r)" % name)
-        try:
-            return _json.loads(self._lease.call(name, text))
-        except _native.NativeFailure as failure:
-            _reraise(failure)
+        return _json.loads(_native_call(self._lease.call, name, text))
