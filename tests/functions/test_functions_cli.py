@@ -375,6 +375,23 @@ class HttpInit(unittest.TestCase):
             process.stderr.close()
 
 
+class BadFlags(unittest.TestCase):
+    def check(self, args, expected):
+        result = subprocess.run([BINARY, "functions", *args], capture_output=True, timeout=60,
+                                stdin=subprocess.DEVNULL)
+        self.assertEqual(result.returncode, 2, result.stderr)
+        self.assertIn(expected.encode(), result.stderr)
+
+    def test_each_bad_value_names_its_flag(self):
+        self.check(["stdio", "--timeout", "0s"], "terrarium functions stdio: --timeout '0s': must be a positive duration")
+        self.check(["stdio", "--hostcall-timeout", "soon"], "--hostcall-timeout 'soon': must be a positive duration")
+        self.check(["stdio", "--max-memory", "lots"], "--max-memory 'lots': ")
+        self.check(["serve", "x.toml", "--max-output", "-1"], "terrarium functions serve: --max-output '-1': ")
+        self.check(["serve", "x.toml", "--max-body", "big"], "--max-body 'big': ")
+        self.check(["serve", "x.toml", "--metrics-path", "metrics"], "--metrics-path 'metrics': must start with '/'")
+        self.check(["serve"], "no ops.toml given")
+
+
 class BadManifest(unittest.TestCase):
     def test_error_names_file_and_line(self):
         with tempfile.TemporaryDirectory() as folder:
