@@ -7,16 +7,18 @@ JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
 APT_PACKAGES = build-essential patch cmake ninja-build ccache pkg-config python3 \
-  clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32 wabt autoconf-archive dpkg-dev \
+  clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32 libclang-rt-19-dev wabt autoconf-archive dpkg-dev \
   nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libzstd-dev \
   libbenchmark-dev hyperfine libboost1.81-dev libtomlplusplus-dev pybind11-dev python3-pytest \
+  python3-mypy python3-venv python3-pip python3-setuptools python3-wheel \
   python3-flask python3-bottle gunicorn wrk \
   tcl tzdata \
   python3-jinja2 python3-markupsafe python3-yaml python3-pygments python3-markdown \
   python3-attr python3-dateutil python3-six python3-idna python3-packaging
 
 .PHONY: all deps configure build demo test test-security bench clean format \
-  test-cpython record-cpython test-thirdparty bench-http bench-functions
+  test-cpython record-cpython test-thirdparty bench-http bench-functions \
+  fuzz fuzz-build fuzz-regression
 
 all: build
 
@@ -71,6 +73,42 @@ record-cpython: build
 # Third-party pure-Python packages (Debian's python3-*) vs native python3.11.
 test-thirdparty: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) -R '^thirdparty_'
+
+# libFuzzer targets of the host-side parsers (tests/fuzz/, a CMake project of
+# its own built with clang-19 and ASan/UBSan in $(FUZZ_BUILD)).
+#   make fuzz FUZZ_SECONDS=N   each target N s (default 60) on a copy of its
+#                              seed corpus in $(FUZZ_BUILD)/corpus-work/TARGET,
+#                              crashes saved in $(FUZZ_BUILD)/artifacts/TARGET/
+#   make fuzz-regression       each target once over its seed corpus (for CI)
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS ?=
+FUZZ_TARGETS = $(patsubst tests/fuzz/%_fuzzer.cc,%,$(wildcard tests/fuzz/*_fuzzer.cc))
+
+fuzz-build: deps
+	@[ -f $(FUZZ_BUILD)/build.ninja ] || cmake -S tests/fuzz -B $(FUZZ_BUILD) -G Ninja \
+	  -DCMAKE_CXX_COMPILER=clang++-19
+	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+
+fuzz: fuzz-build
+	@failed=; for t in $(FUZZ_TARGETS); do \
+	  work=$(FUZZ_BUILD)/corpus-work/$$t; artifacts=$(FUZZ_BUILD)/artifacts/$$t; \
+	  rm -rf $$work && mkdir -p $$work $$artifacts && cp tests/fuzz/corpus/$$t/* $$work/ || exit 1; \
+	  dict=; [ ! -f tests/fuzz/dict/$$t.dict ] || dict=-dict=tests/fuzz/dict/$$t.dict; \
+	  echo "[fuzz] $$t: $(FUZZ_SECONDS) s"; \
+	  $(FUZZ_BUILD)/$${t}_fuzzer $$dict -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=$$artifacts/ $(FUZZ_FLAGS) $$work || failed="$$failed $$t"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "[fuzz] FAILED:$$failed (inputs in $(FUZZ_BUILD)/artifacts/)"; exit 1; fi; \
+	echo "[fuzz] every target ran $(FUZZ_SECONDS) s without a crash"
+
+fuzz-regression: fuzz-build
+	@failed=; for t in $(FUZZ_TARGETS); do \
+	  $(FUZZ_BUILD)/$${t}_fuzzer tests/fuzz/corpus/$$t/* > $(FUZZ_BUILD)/regression-$$t.log 2>&1 \
+	    && echo "[fuzz-regression] $$t: $$(ls tests/fuzz/corpus/$$t | wc -l) inputs ok" \
+	    || { failed="$$failed $$t"; tail -n 40 $(FUZZ_BUILD)/regression-$$t.log; }; \
+	done; \
+	if [ -n "$$failed" ]; then echo "[fuzz-regression] FAILED:$$failed"; exit 1; fi
 
 clean:
 	rm -rf $(BUILD)

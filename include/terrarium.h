@@ -29,7 +29,8 @@ typedef enum terrarium_status {
   TERRARIUM_ERROR_HOST = 6,      /* a host-side failure (e.g. re-entrant call) */
   TERRARIUM_ERROR_NOT_FOUND = 7, /* no such export / file / plugin */
   TERRARIUM_ERROR_INTERNAL = 8,  /* a bug in Terrarium */
-  TERRARIUM_ERROR_ARGUMENT = 9   /* a NULL handle or other bad argument */
+  TERRARIUM_ERROR_ARGUMENT = 9,  /* a NULL handle or other bad argument */
+  TERRARIUM_ERROR_INTERRUPTED = 10 /* terrarium_sandbox_interrupt stopped the call */
 } terrarium_status;
 
 /* Flags for terrarium_sandbox_define and terrarium_sandbox_call. */
@@ -65,6 +66,11 @@ terrarium_status terrarium_config_set_max_memory(terrarium_config* config, uint6
 terrarium_status terrarium_sandbox_new(terrarium_runtime* runtime, const terrarium_config* config,
                                        terrarium_sandbox** out);
 void terrarium_sandbox_free(terrarium_sandbox* sandbox);
+/* Stops the call running in `sandbox` now, from any thread (also from a
+ * signal handler): that call returns TERRARIUM_ERROR_INTERRUPTED and the
+ * sandbox is spent. Returns 1 if a call was running, 0 if none was (then
+ * nothing happens: the next call is not affected). */
+int terrarium_sandbox_interrupt(terrarium_sandbox* sandbox);
 
 /* A host function. `payload` is valid during the call only. Set the result
  * with terrarium_host_result_set and return 0, or fail with

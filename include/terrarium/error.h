@@ -18,6 +18,7 @@ enum class ErrorKind {
   kHostError,     // a host function failed
   kNotFound,      // no such export / host function / file
   kInternal,      // a bug in Terrarium
+  kInterrupted,   // Sandbox::interrupt stopped the call (the sandbox is spent)
 };
 
 const char* error_kind_name(ErrorKind kind);

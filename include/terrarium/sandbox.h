@@ -87,8 +87,16 @@ class Sandbox {
   // env entry not KEY=VALUE), and those of a call.
   Result<void> set_invocation(Invocation invocation);
 
-  // True when a trap, exit or limit has used the sandbox up.
+  // True when a trap, exit, limit or interrupt has used the sandbox up.
   bool spent() const;
+
+  // Stops the guest call running now, from any thread (and async-signal-safe:
+  // a SIGINT handler may call it): the call returns kInterrupted and the
+  // sandbox is spent, as after a timeout (a pooled one is reset as usual).
+  // A guest inside a host function stops when that function returns. With
+  // no call running, does nothing and returns false: a late interrupt never
+  // stops the next call.
+  bool interrupt() noexcept;
 
   // Puts a sandbox made from a Snapshot back to the snapshot's state: memory,
   // globals, WASI descriptors and counters, a reseeded `random`. Works after

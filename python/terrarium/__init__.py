@@ -13,24 +13,30 @@
 Safe by default: the guest sees only the mounts given (read-only unless
 ``writable=True``) and the files given; no host environment variable passes;
 every limit is bounded unless lifted. Values cross as JSON (dict, list, str,
-int, float, bool, None); no pickle anywhere.
+int, float, bool, None) or bytes; no pickle anywhere.
 
-This is the first part of the binding (issue 16): Sandbox, Mount, Limits,
-host functions, exec, call, run, the error hierarchy, Snapshot and Pool.
-Interrupt and asyncio are to come.
+A host function receives the guest's positional and keyword arguments as a
+Python call passes them (``f([1, 2])`` is one list, ``f(1, 2)`` two ints).
+The GIL is released while the guest runs; ``interrupt()`` stops a call from
+any thread, Ctrl-C raises KeyboardInterrupt in the caller, and ``acall`` /
+``aexec`` / ``arun`` serve asyncio (cancelling the task stops the guest).
 """
 
+import asyncio as _asyncio
+import functools as _functools
 import json as _json
 import re as _re
 import traceback as _traceback
 from dataclasses import dataclass as _dataclass, field as _field
+from json.encoder import c_make_encoder as _c_make_encoder
+from json.encoder import encode_basestring_ascii as _encode_basestring_ascii
 
 from . import _native
 
 __all__ = [
     "Sandbox", "Mount", "Limits", "Completed", "Error", "GuestError", "LimitExceeded",
     "TimeLimitExceeded", "MemoryLimitExceeded", "OutputLimitExceeded", "Trap", "ConfigError",
-    "HostFunctionError", "CalledProcessError", "SandboxBusy", "Snapshot", "Pool",
+    "HostFunctionError", "CalledProcessError", "SandboxBusy", "Interrupted", "Snapshot", "Pool",
 ]
 
 
@@ -79,6 +85,11 @@ class HostFunctionError(Error):
 class SandboxBusy(Error):
     """The sandbox is already running a call (another thread, or a host
     function calling back into its own sandbox)."""
+
+
+class Interrupted(Error):
+    """interrupt() (or a cancelled asyncio task) stopped the call; the
+    sandbox is spent, as after a timeout (a pooled one is reset)."""
 
 
 class CalledProcessError(Error):
@@ -160,6 +171,8 @@ def _translate(kind, message, details="", python_type=""):
         return LimitExceeded(message)
     if kind == "trap":
         return Trap(message)
+    if kind == "interrupted":
+        return Interrupted(message)
     if kind in ("config error", "not found"):
         return ConfigError(message)
     if kind == "guest error":
@@ -183,6 +196,136 @@ def _native_call(function, *args):
         raise _translate(*failure.args[0]) from None
 
 
+# The ARGUMENTS frame of a call to a Python host function (docs/abi.md): JSON
+# ``[args, kwargs]``, NUL, then the bytes values, each standing in the JSON as
+# ``{"\\u0000bytes": length}``, in order. The result comes back the same way.
+_BYTES_TAG = "\u0000bytes"
+_BINARY = (bytes, bytearray, memoryview)
+
+
+def _decode_frame(frame, label):
+    split = frame.find(b"\0")
+    if split < 0:
+        raise TypeError("host function %r: the guest sent a malformed call (no NUL in the frame)" % label)
+    text = frame[:split]
+    if b"\\u0000bytes" not in text:  # no bytes values (empty ones included)
+        if split + 1 != len(frame):
+            raise TypeError("host function %r: the guest sent a malformed call (%d stray bytes)"
+                            % (label, len(frame) - split - 1))
+        return _json.loads(text)
+    position = [split + 1]
+
+    def hook(entry):
+        if len(entry) == 1 and _BYTES_TAG in entry:
+            length = entry[_BYTES_TAG]
+            start = position[0]
+            if type(length) is not int or length < 0 or start + length > len(frame):
+                raise TypeError("host function %r: the guest sent a malformed call (bad bytes length)" % label)
+            position[0] = start + length
+            return frame[start:start + length]
+        return entry
+
+    value = _json.loads(text, object_hook=hook)
+    if position[0] != len(frame):
+        raise TypeError("host function %r: the guest sent a malformed call (%d stray bytes)"
+                        % (label, len(frame) - position[0]))
+    return value
+
+
+def _encode_frame(result, label):
+    blobs = []
+
+    def tag(value):
+        if isinstance(value, _BINARY):
+            blob = bytes(value)
+            blobs.append(blob)
+            return {_BYTES_TAG: len(blob)}
+        raise TypeError("Object of type %s is not JSON serializable" % type(value).__name__)
+
+    encoder = _c_make_encoder(None, tag, _encode_basestring_ascii, None, ":", ",", False, False, False)
+    try:
+        text = "".join(encoder(result, 0))
+    except (TypeError, ValueError) as error:
+        raise TypeError("host function %r returned %s, which is not JSON (%s)"
+                        % (label, _short_repr(result), error)) from None
+    return text.encode("ascii") + b"\0" + b"".join(blobs)
+
+
+def _short_repr(value, limit=200):
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _frame_bridge(function, label, tracebacks):
+    """The native side's view of a Python host function: frame in, frame out."""
+
+    def bridge(frame):
+        try:
+            call = _decode_frame(frame, label)
+        except ValueError as error:
+            raise TypeError("host function %r: the guest sent a malformed call (%s)" % (label, error)) from None
+        if type(call) is not list or len(call) != 2 or type(call[0]) is not list or type(call[1]) is not dict:
+            raise TypeError("host function %r: the guest sent a malformed call (not [args, kwargs])" % label)
+        try:
+            result = function(*call[0], **call[1])
+        except KeyboardInterrupt:
+            # The native side stops the guest call; the caller gets it.
+            tracebacks[label] = _traceback.format_exc()
+            raise
+        except SystemExit as error:
+            tracebacks[label] = _traceback.format_exc()
+            raise RuntimeError("host function %r called sys.exit(%r); the host does not exit"
+                               % (label, error.code)) from None
+        except BaseException as error:
+            tracebacks[label] = _traceback.format_exc()
+            raise RuntimeError("%s: %s" % (type(error).__name__, error)) from None
+        try:
+            return _encode_frame(result, label)
+        except TypeError as error:
+            tracebacks[label] = str(error)
+            raise
+
+    return bridge
+
+
+def _define(native, function, label, tracebacks):
+    if not callable(function):
+        raise ConfigError("a host function must be callable, not %r" % (function,))
+    if not isinstance(label, str) or not label:
+        raise ConfigError("a host function's name must be a non-empty str, not %r" % (label,))
+    _native_call(native.define_frame, label, _frame_bridge(function, label, tracebacks))
+    # The guest sends this function its calls' arguments as passed.
+    _native_call(native.exec, "__import__('terrarium')._argument_functions.add(%r)" % label)
+
+
+async def _in_thread(target, function, *args, **kwargs):
+    """Runs a blocking call on the loop's executor; cancelling the awaiting
+    task interrupts the guest (asked again until the call has ended: it may
+    not have started yet) and then raises CancelledError."""
+    loop = _asyncio.get_running_loop()
+    cancelled = []
+
+    def job():
+        if cancelled:
+            raise _asyncio.CancelledError()
+        return function(*args, **kwargs)
+
+    future = loop.run_in_executor(None, job)
+    try:
+        return await _asyncio.shield(future)
+    except _asyncio.CancelledError:
+        cancelled.append(True)
+        while not future.done():
+            target.interrupt()
+            try:
+                await _asyncio.wait([future], timeout=0.01)
+            except _asyncio.CancelledError:
+                pass
+        if not future.cancelled():
+            future.exception()  # Interrupted (or the call's own end): seen
+        raise
+
+
 def _check_json(value, where):
     try:
         return _json.dumps(value, allow_nan=False, separators=(",", ":"))
@@ -190,19 +333,23 @@ def _check_json(value, where):
         raise TypeError("%s: %s" % (where, error)) from None
 
 
+def _make_spec(mounts, env, files, limits):
+    for key in (env or {}):
+        if not isinstance(key, str) or not key or "=" in key:
+            raise ConfigError("env key %r must be a non-empty str without '='" % (key,))
+    return {
+        "mounts": [(m.host, m.guest, bool(m.writable)) for m in Sandbox._mounts(mounts)],
+        "env": ["%s=%s" % (k, v) for k, v in (env or {}).items()],
+        "files": Sandbox._files(files or {}),
+        "limits": (limits or Limits())._native(),
+    }
+
+
 class Sandbox:
     """One isolated interpreter. Used by one thread at a time."""
 
     def __init__(self, mounts=(), env=None, files=None, limits=None, functions=()):
-        self._spec = {
-            "mounts": [(m.host, m.guest, bool(m.writable)) for m in self._mounts(mounts)],
-            "env": ["%s=%s" % (k, v) for k, v in (env or {}).items()],
-            "files": self._files(files or {}),
-            "limits": (limits or Limits())._native(),
-        }
-        for key in (env or {}):
-            if not isinstance(key, str) or not key or "=" in key:
-                raise ConfigError("env key %r must be a non-empty str without '='" % (key,))
+        self._spec = _make_spec(mounts, env, files, limits)
         self._host_tracebacks = {}
         self._native = _native_call(_native.Sandbox, self._spec)
         for function in functions:
@@ -227,37 +374,15 @@ class Sandbox:
         return out
 
     def host_function(self, function=None, *, name=None):
-        """Registers a Python function the guest calls as ``terrarium.host.NAME(...)``."""
+        """Registers a Python function the guest calls as
+        ``terrarium.host.NAME(...)``: it gets the call's positional and keyword
+        arguments (JSON values or bytes) and returns one. Its exception reaches
+        the guest as ``terrarium.HostError``; ``host_traceback(NAME)`` keeps
+        the host-side traceback. Usable as ``@sandbox.host_function`` or
+        ``@sandbox.host_function(name="db.query")``."""
         if function is None:
             return lambda f: self.host_function(f, name=name)
-        label = name or function.__name__
-
-        def bridge(text):
-            value = _json.loads(text)
-            try:
-                if isinstance(value, dict):
-                    result = function(**value)
-                elif isinstance(value, list):
-                    result = function(*value)
-                elif value is None:
-                    result = function()
-                else:
-                    result = function(value)
-            except (KeyboardInterrupt, SystemExit) as error:
-                # Never through the guest and out of the process.
-                self._host_tracebacks[label] = _traceback.format_exc()
-                raise RuntimeError("host function %r was interrupted (%s)" % (label, type(error).__name__)) from None
-            except Exception as error:
-                self._host_tracebacks[label] = _traceback.format_exc()
-                raise RuntimeError("%s: %s" % (type(error).__name__, error)) from None
-            try:
-                return _json.dumps(result, allow_nan=False, separators=(",", ":"))
-            except (TypeError, ValueError) as error:
-                message = "host function %r returned %r, which is not JSON (%s)" % (label, result, error)
-                self._host_tracebacks[label] = message
-                raise TypeError(message) from None
-
-        _native_call(self._native.define, label, bridge)
+        _define(self._native, function, name or getattr(function, "__name__", None), self._host_tracebacks)
         return function
 
     def host_traceback(self, name):
@@ -273,12 +398,19 @@ class Sandbox:
         text = _check_json(value, "call(%r)" % name)
         return _json.loads(_native_call(self._native.call, name, text))
 
-    def run(self, code, stdin=b"", check=False):
+    def run(self, code, stdin=b"", check=False, on_stdout=None, on_stderr=None):
         """Runs ``code`` like ``python -c CODE`` in a fresh sandbox with this
-        sandbox's mounts, env, files and limits; returns Completed."""
+        sandbox's mounts, env, files and limits; returns Completed. Output is
+        captured, or passed as it is written (bytes) to ``on_stdout`` /
+        ``on_stderr`` (then Completed.stdout / .stderr are None). When the
+        guest fails, the error carries the partial output (.stdout, .stderr)."""
         if isinstance(stdin, str):
             stdin = stdin.encode()
-        status, out, err, failure = _native.run(self._spec, code, bytes(stdin))
+        for label, callback in (("on_stdout", on_stdout), ("on_stderr", on_stderr)):
+            if callback is not None and not callable(callback):
+                raise ConfigError("%s must be callable (it gets bytes), not %r" % (label, callback))
+        status, out, err, failure = _native_call(self._native.run, self._spec, code, bytes(stdin),
+                                                 on_stdout, on_stderr)
         if failure is not None:
             error = _translate(*failure)
             error.stdout, error.stderr = out, err  # partial output kept
@@ -287,6 +419,26 @@ class Sandbox:
         if check:
             completed.check_returncode()
         return completed
+
+    def interrupt(self):
+        """Stops the call (exec, call or run) running now, from any thread:
+        it raises Interrupted and the sandbox is spent. A guest inside a host
+        function stops when the function returns. Returns whether a call was
+        running; with none, nothing happens."""
+        return self._native.interrupt()
+
+    async def acall(self, name, value=None):
+        """call() for asyncio: runs on the loop's executor; cancelling the task stops the guest."""
+        return await _in_thread(self, self.call, name, value)
+
+    async def aexec(self, code):
+        """exec() for asyncio (as acall)."""
+        return await _in_thread(self, self.exec, code)
+
+    async def arun(self, code, stdin=b"", check=False, on_stdout=None, on_stderr=None):
+        """run() for asyncio (as acall). Callbacks run on the executor's thread."""
+        return await _in_thread(self, self.run, code, stdin=stdin, check=check,
+                                on_stdout=on_stdout, on_stderr=on_stderr)
 
     @property
     def spent(self):
@@ -312,6 +464,23 @@ class Snapshot:
     def __init__(self, native, origin):
         self._native = native
         self._origin = origin
+
+    @classmethod
+    def load(cls, path, mounts=(), env=None, files=None, limits=None, functions=()):
+        """A snapshot saved by save(), in a process with the same Terrarium
+        build. ``mounts``, ``env`` and ``files`` must have the layout it was
+        taken with (the same guest paths and names); the mounts' host
+        directories and the limits may differ. Host functions are not in the
+        file: pass them again as ``functions``."""
+        origin = Sandbox.__new__(Sandbox)
+        origin._spec = _make_spec(mounts, env, files, limits)
+        origin._host_tracebacks = {}
+
+        def define(native):
+            for function in functions:
+                _define(native, function, getattr(function, "__name__", None), origin._host_tracebacks)
+
+        return cls(_native_call(_native.Snapshot.load, str(path), origin._spec, define), origin)
 
     def sandbox(self):
         """A new sandbox in the snapshot's state (copy-on-write memory)."""
@@ -345,6 +514,11 @@ class Pool:
         it is reset into the pool when the block ends."""
         return _PooledSandbox(_native_call(self._native.lease))
 
+    async def acall(self, name, value=None):
+        """call() for asyncio, on a sandbox of the pool; cancelling the task stops the guest."""
+        with self.sandbox() as sandbox:
+            return await sandbox.acall(name, value)
+
     @property
     def idle(self):
         return self._native.idle
@@ -371,3 +545,12 @@ class _PooledSandbox:
     def call(self, name, value=None):
         text = _check_json(value, "call(%r)" % name)
         return _json.loads(_native_call(self._lease.call, name, text))
+
+    def interrupt(self):
+        return self._lease.interrupt()
+
+    async def acall(self, name, value=None):
+        return await _in_thread(self, self.call, name, value)
+
+    async def aexec(self, code):
+        return await _in_thread(self, self.exec, code)

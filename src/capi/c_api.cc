@@ -61,6 +61,8 @@ terrarium_status status_of(terrarium::ErrorKind kind) {
       return TERRARIUM_ERROR_NOT_FOUND;
     case ErrorKind::kInternal:
       return TERRARIUM_ERROR_INTERNAL;
+    case ErrorKind::kInterrupted:
+      return TERRARIUM_ERROR_INTERRUPTED;
   }
   return TERRARIUM_ERROR_INTERNAL;
 }
@@ -138,6 +140,8 @@ const char* terrarium_status_name(terrarium_status status) {
       return "internal error";
     case TERRARIUM_ERROR_ARGUMENT:
       return "bad argument";
+    case TERRARIUM_ERROR_INTERRUPTED:
+      return "interrupted";
   }
   return "unknown status";
 }
@@ -212,6 +216,10 @@ terrarium_status terrarium_sandbox_new(terrarium_runtime* runtime, const terrari
 }
 
 void terrarium_sandbox_free(terrarium_sandbox* sandbox) { delete sandbox; }
+
+int terrarium_sandbox_interrupt(terrarium_sandbox* sandbox) {
+  return sandbox && sandbox->sandbox->interrupt() ? 1 : 0;
+}
 
 void terrarium_host_result_set(terrarium_host_result* result, const void* data, size_t length) {
   if (!result) return;

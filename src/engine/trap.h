@@ -30,6 +30,7 @@ enum class TrapKind : int {
   kDeadline,        // the wall-clock deadline passed
   kCpuDeadline,     // the CPU-time deadline passed
   kHostAbort,       // a host function stopped the guest (limit hit, ...)
+  kInterrupted,     // another thread asked for a stop (InterruptTarget::interrupt)
 };
 
 // A short human name: "out-of-bounds memory access", "stack exhausted", ...

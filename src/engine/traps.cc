@@ -331,6 +331,8 @@ const char* trap_name(TrapKind kind) {
       return "CPU-time deadline exceeded";
     case TrapKind::kHostAbort:
       return "stopped by the host";
+    case TrapKind::kInterrupted:
+      return "interrupted";
   }
   return "unknown trap";
 }

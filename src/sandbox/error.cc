@@ -20,6 +20,8 @@ const char* error_kind_name(ErrorKind kind) {
       return "not found";
     case ErrorKind::kInternal:
       return "internal error";
+    case ErrorKind::kInterrupted:
+      return "interrupted";
   }
   return "error";
 }

@@ -220,6 +220,8 @@ Result<void> Sandbox::initialize() {
 
 bool Sandbox::spent() const { return impl_->spent; }
 
+bool Sandbox::interrupt() noexcept { return impl_->interrupts.interrupt(); }
+
 Result<void> Sandbox::set_invocation(Invocation invocation) {
   Impl* impl = impl_.get();
   if (auto ok = impl->usable(); !ok) return ok.error();

@@ -13,6 +13,7 @@
 #include "bridge/bridge.h"
 #include "engine/deadline.h"
 #include "engine/guarded_call.h"
+#include "engine/interrupt.h"
 #include "engine/snapshot.h"
 #include "python_wasm.h"
 #include "terrarium/sandbox.h"
@@ -39,6 +40,7 @@ struct Sandbox::Impl {
   std::shared_ptr<const Snapshot::State> snapshot;
   Z_wasi_snapshot_preview1_instance_t wasi_import{};
   bridge::Bridge bridge;
+  engine::InterruptTarget interrupts;  // Sandbox::interrupt, from any thread
   Z_terrarium_instance_t terrarium_import{};
   Z_python_instance_t instance{};
   bool instantiated = false;
@@ -210,6 +212,7 @@ struct Sandbox::Impl {
     engine::TrapOutcome outcome;
     {
       engine::DeadlineScope deadline(config.limits.timeout, config.limits.cpu_timeout);
+      engine::InterruptScope interruptible(interrupts);
       // Generated code built with tools/split_wasm2c.py --rewrite gs
       // addresses linear memory through %gs: enter with this instance's base.
       // (With --rewrite basereg, the default, the exports set r15 themselves.)
@@ -224,6 +227,9 @@ struct Sandbox::Impl {
     switch (outcome.kind) {
       case engine::TrapKind::kHostAbort:
         return Error(ErrorKind::kLimit, outcome.message);
+      case engine::TrapKind::kInterrupted:
+        return Error(ErrorKind::kInterrupted,
+                     "the guest call was interrupted (Sandbox::interrupt)");
       case engine::TrapKind::kDeadline:
         return Error(ErrorKind::kTimeout, "wall-clock deadline of " +
                                               std::to_string(config.limits.timeout.count()) +

@@ -54,7 +54,7 @@ std::vector<std::string> wsgi_environment(const CgiRequest& cgi);
 
 // What the guest's WSGI adapter (guest/python/terrarium/_wsgi.py) takes:
 // b"N BODY_LENGTH\0", the N names and N values each ended by NUL, the body.
-// Entries with a NUL byte (which no parsed request has) are left out.
+// Entries with a NUL byte (a path with %00 decodes to one) are left out.
 std::string wsgi_request_payload(const std::vector<std::string>& environ, std::string_view body);
 
 // SERVER_NAME and SERVER_PORT: Wagi's rule (defaults localhost:80, then the

@@ -71,6 +71,8 @@ std::string error_kind_label(ErrorKind kind) {
       return "config";
     case ErrorKind::kInternal:
       return "internal";
+    case ErrorKind::kInterrupted:
+      return "interrupted";
   }
   return "other";
 }

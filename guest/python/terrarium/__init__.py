@@ -14,8 +14,11 @@ Values are JSON by default; ``bytes`` (and bytearray/memoryview) pass raw in
 both directions. An exported function receives one argument: the decoded
 payload (``bytes`` when the host sent raw bytes). ``host.NAME(...)`` sends its
 one argument, ``None`` with no argument, a list with several, a dict with
-keyword arguments. A failing or missing host function raises ``HostError``
-with the host's message. See docs/abi.md.
+keyword arguments; except to a host function registered as taking a call's
+arguments (``_argument_functions``: the Python host binding's), which gets the
+positional and keyword arguments as they were passed, bytes values included.
+A failing or missing host function raises ``HostError`` with the host's
+message. See docs/abi.md.
 """
 
 import _terrarium
@@ -62,6 +65,69 @@ _binary = (bytes, bytearray, memoryview)
 # name -> callable, filled by @export
 exports = {}
 
+# Host functions that take a call's arguments as passed, in an ARGUMENTS frame
+# (docs/abi.md); the host binding adds their names when it defines them.
+_argument_functions = set()
+_BYTES_TAG = "\u0000bytes"
+
+
+_frame_blobs = []  # the bytes values of the frame being encoded (encoding never nests)
+
+
+def _tag_bytes(value):
+    if isinstance(value, _binary):
+        blob = bytes(value)
+        _frame_blobs.append(blob)
+        return {_BYTES_TAG: len(blob)}
+    raise TypeError("Object of type %s is not JSON serializable (host function "
+                    "arguments are JSON values or bytes)" % type(value).__name__)
+
+
+_frame_encoder = _c_make_encoder(None, _tag_bytes, _encode_basestring_ascii, None,
+                                 ":", ",", False, False, False)
+
+
+def _encode_arguments(args, kwargs):
+    """The ARGUMENTS frame: JSON ``[args, kwargs]``, NUL, then the bytes
+    values, each replaced in the JSON by ``{"\\u0000bytes": length}``, in order."""
+    del _frame_blobs[:]
+    try:
+        text = "".join(_frame_encoder([args, kwargs], 0))
+        return text.encode("ascii") + b"\0" + b"".join(_frame_blobs)
+    finally:
+        del _frame_blobs[:]
+
+
+def _decode_frame(frame):
+    """A host function's result in the same frame: JSON, NUL, the bytes values."""
+    if type(frame) is not bytes:
+        raise HostError("the host returned %s, not a result frame" % type(frame).__name__)
+    split = frame.find(b"\0")
+    if split < 0:
+        raise HostError("the host returned a malformed result frame (no NUL)")
+    text = frame[:split].decode("utf-8")
+    if "\\u0000bytes" not in text:  # no bytes values (empty ones included)
+        if split + 1 != len(frame):
+            raise HostError("the host returned a malformed result frame (stray bytes)")
+        return _decode(text)
+    position = [split + 1]
+
+    def hook(entry):
+        if len(entry) == 1 and _BYTES_TAG in entry:
+            length = entry[_BYTES_TAG]
+            start = position[0]
+            if type(length) is not int or length < 0 or start + length > len(frame):
+                raise HostError("the host returned a malformed result frame (bad bytes length)")
+            position[0] = start + length
+            return frame[start:start + length]
+        return entry
+
+    return _JSONDecoder(object_hook=hook).decode(text)
+
+
+def _call_with_arguments(name, args, kwargs):
+    return _decode_frame(_raw_host_call(name, _encode_arguments(args, kwargs), _KIND_BYTES))
+
 
 def export(name_or_function=None):
     """Register a function the host can call: ``@export`` or ``@export("name")``."""
@@ -80,6 +146,8 @@ def export(name_or_function=None):
 
 def call_host(name, *args, **kwargs):
     """Call the host function ``name`` (any string, e.g. "db.query")."""
+    if name in _argument_functions:
+        return _call_with_arguments(name, args, kwargs)
     if kwargs:
         if args:
             raise TypeError("pass either positional or keyword arguments to a host function")
@@ -106,6 +174,8 @@ class _Host:
             raise AttributeError(name)
 
         def call(*args, **kwargs):
+            if name in _argument_functions:
+                return _call_with_arguments(name, args, kwargs)
             if not kwargs and len(args) == 1:
                 value = args[0]
                 if type(value) is bytes:
