@@ -93,10 +93,11 @@ fuzz-build: deps
 fuzz: fuzz-build
 	@failed=; for t in $(FUZZ_TARGETS); do \
 	  work=$(FUZZ_BUILD)/corpus-work/$$t; artifacts=$(FUZZ_BUILD)/artifacts/$$t; \
-	  rm -rf $$work && mkdir -p $$work $$artifacts && cp tests/fuzz/corpus/$$t/* $$work/ || exit 1; \
+	  scratch=$$(pwd)/$(FUZZ_BUILD)/scratch/$$t; rm -rf $$work $$scratch; \
+	  mkdir -p $$work $$artifacts $$scratch && cp tests/fuzz/corpus/$$t/* $$work/ || exit 1; \
 	  dict=; [ ! -f tests/fuzz/dict/$$t.dict ] || dict=-dict=tests/fuzz/dict/$$t.dict; \
 	  echo "[fuzz] $$t: $(FUZZ_SECONDS) s"; \
-	  $(FUZZ_BUILD)/$${t}_fuzzer $$dict -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	  TMPDIR=$$scratch $(FUZZ_BUILD)/$${t}_fuzzer $$dict -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	    -artifact_prefix=$$artifacts/ $(FUZZ_FLAGS) $$work || failed="$$failed $$t"; \
 	done; \
 	if [ -n "$$failed" ]; then echo "[fuzz] FAILED:$$failed (inputs in $(FUZZ_BUILD)/artifacts/)"; exit 1; fi; \

@@ -258,7 +258,7 @@ std::string wsgi_request_payload(const std::vector<std::string>& environ, std::s
   size_t count = 0;
   for (const std::string& entry : environ) {
     size_t equals = entry.find('=');
-    std::string_view name(entry.data(), equals), value(entry.data() + equals + 1);
+    std::string_view name(entry.data(), equals), value(std::string_view(entry).substr(equals + 1));
     if (name.find('\0') != std::string_view::npos || value.find('\0') != std::string_view::npos) {
       continue;
     }
@@ -370,7 +370,13 @@ CgiOutput parse_cgi_output(std::string_view output) {
     }
     std::string_view name = trim(line.substr(0, colon));
     std::string_view value = trim(line.substr(colon + 1));
+    auto control_characters = [&] {
+      response = {500, {}, ""};
+      out.problem = "header '" + std::string(name) + "' has a value with control characters";
+      return out;
+    };
     if (same_ignoring_case(name, "Content-Type")) {
+      if (!http::is_field_value(value)) return control_characters();
       has_content_type = true;
       bool replaced = false;
       for (auto& [key, existing] : response.headers) {
@@ -397,15 +403,14 @@ CgiOutput parse_cgi_output(std::string_view output) {
         status = parsed;
       }
     } else if (same_ignoring_case(name, "Location")) {
+      if (!http::is_field_value(value)) return control_characters();
       has_location = true;
       response.headers.emplace_back("Location", std::string(value));
     } else if (!http::is_token(name)) {
       if (out.problem.empty())
         out.problem = "dropped a header with an invalid name: " + std::string(name);
     } else if (!http::is_field_value(value)) {
-      response = {500, {}, ""};
-      out.problem = "header '" + std::string(name) + "' has a value with control characters";
-      return out;
+      return control_characters();
     } else {
       response.headers.emplace_back(std::string(name), std::string(value));
     }

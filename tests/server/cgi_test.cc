@@ -180,6 +180,24 @@ TEST(Environment, WsgiSplitsAtTheMountPointAndKeepsRawBytes) {
   EXPECT_EQ(root["PATH_INFO"], "/app/caf\xc3\xa9/x");
 }
 
+TEST(Environment, WsgiPayloadLeavesOutEntriesWithNul) {
+  // %00 in the path decodes to a NUL in PATH_INFO, which the payload cannot
+  // carry: the entry is left out, not cut at the NUL (found by
+  // tests/fuzz/http_request_fuzzer; "/a%00b" reached the app as "/a").
+  using terrarium::server::wsgi_environment;
+  using terrarium::server::wsgi_request_payload;
+  Request request = make_request("/app/a%00b");
+  auto environ = wsgi_environment({request, RoutePattern::parse("/app/..."), "h", {}});
+  std::string payload = wsgi_request_payload(environ, "body");
+  EXPECT_EQ(payload.find(std::string("\0PATH_INFO\0", 11)), std::string::npos);
+  EXPECT_EQ(payload.find(std::string("\0/a\0", 4)), std::string::npos);
+  EXPECT_NE(payload.find(std::string("\0/a%00b\0", 8)), std::string::npos);  // X_RAW_PATH_INFO
+  size_t kept = 0;
+  for (const auto& entry : environ) kept += entry.find('\0') == std::string::npos;
+  EXPECT_LT(kept, environ.size());
+  EXPECT_EQ(payload.substr(0, payload.find('\0')), std::to_string(kept) + " 4");
+}
+
 TEST(Argv, WithoutTemplate) {
   EXPECT_EQ(wagi_argv(make_request("/env/foo?greet=matt&foo=bar"), std::nullopt),
             (std::vector<std::string>{"/env/foo", "greet=matt", "foo=bar"}));
@@ -262,6 +280,14 @@ TEST(Output, RepeatedHeadersKeptAndBadOnesHandled) {
   auto control = parse_cgi_output("Content-Type: text/plain\nX-Evil: a\x01z\n\nbody");
   EXPECT_EQ(control.response.status, 500);
   EXPECT_NE(control.problem.find("X-Evil"), std::string::npos);
+  // Content-Type and Location too (found by tests/fuzz/cgi_output_fuzzer):
+  // else the server could not send them and answered its own internal 500.
+  for (std::string text : {std::string("Content-Type: text/html\x01\n\nbody"),
+                           std::string("Location: /else\x0b\0where\n\n", 24)}) {
+    auto bad = parse_cgi_output(text);
+    EXPECT_EQ(bad.response.status, 500) << text;
+    EXPECT_NE(bad.problem.find("control characters"), std::string::npos) << text;
+  }
   auto not_utf8 = parse_cgi_output("Content-Type: text/\xff\n\nbody");
   EXPECT_EQ(not_utf8.response.status, 500);
   EXPECT_EQ(not_utf8.response.body, "");
