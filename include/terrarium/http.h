@@ -42,6 +42,8 @@ struct Request {
 
   // The last value of a header (names compare case-insensitively).
   const std::string* header(std::string_view name) const;
+  // Sets target and splits it at the first '?' into path, query, has_query.
+  void set_target(std::string raw_target);
 };
 
 // A complete response, for handlers that have it all at once.

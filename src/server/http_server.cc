@@ -274,13 +274,7 @@ class Session : public std::enable_shared_from_this<Session> {
     request_ = Request{};
     request_.id = server_.next_request_id++;
     request_.method = std::string(message.method_string());
-    request_.target = std::string(message.target());
-    size_t question = request_.target.find('?');
-    request_.path = request_.target.substr(0, question);
-    if (question != std::string::npos) {
-      request_.has_query = true;
-      request_.query = request_.target.substr(question + 1);
-    }
+    request_.set_target(std::string(message.target()));
     request_.version = static_cast<int>(message.version());
     request_.headers.reserve(std::distance(message.begin(), message.end()));
     for (const auto& field : message) {

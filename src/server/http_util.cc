@@ -76,6 +76,14 @@ void append_utf8_lossy(std::string& out, std::string_view bytes) {
 
 }  // namespace
 
+void Request::set_target(std::string raw_target) {
+  target = std::move(raw_target);
+  size_t question = target.find('?');
+  path = target.substr(0, question);
+  has_query = question != std::string::npos;
+  query = has_query ? target.substr(question + 1) : std::string();
+}
+
 const std::string* Request::header(std::string_view name) const {
   const std::string* found = nullptr;
   for (const auto& [key, value] : headers) {

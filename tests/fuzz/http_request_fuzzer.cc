@@ -32,8 +32,11 @@ bool valid_utf8(std::string_view text) {
   size_t i = 0;
   while (i < text.size()) {
     auto c = static_cast<unsigned char>(text[i]);
-    size_t length = c < 0x80 ? 1 : (c >= 0xC2 && c <= 0xDF) ? 2 : (c >= 0xE0 && c <= 0xEF) ? 3
-                                : (c >= 0xF0 && c <= 0xF4) ? 4 : 0;
+    size_t length = c < 0x80                   ? 1
+                    : (c >= 0xC2 && c <= 0xDF) ? 2
+                    : (c >= 0xE0 && c <= 0xEF) ? 3
+                    : (c >= 0xF0 && c <= 0xF4) ? 4
+                                               : 0;
     if (length == 0 || i + length > text.size()) return false;
     for (size_t j = 1; j < length; ++j) {
       if ((static_cast<unsigned char>(text[i + j]) & 0xC0) != 0x80) return false;
@@ -85,13 +88,7 @@ std::optional<Request> parse_request(std::string_view bytes) {
   Request request;
   request.id = 1;
   request.method = std::string(message.method_string());
-  request.target = std::string(message.target());
-  size_t question = request.target.find('?');
-  request.path = request.target.substr(0, question);
-  if (question != std::string::npos) {
-    request.has_query = true;
-    request.query = request.target.substr(question + 1);
-  }
+  request.set_target(std::string(message.target()));
   request.version = static_cast<int>(message.version());
   for (const auto& field : message) {
     request.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
@@ -137,10 +134,10 @@ void check_route(const Request& request, const RoutePattern& route) {
   terrarium::server::CgiRequest cgi{request, route, "localhost:3000", kServerEnv, false};
   auto env = as_map(terrarium::server::cgi_environment(cgi), "CGI env");
   for (const char* name :
-       {"AUTH_TYPE", "CONTENT_LENGTH", "CONTENT_TYPE", "GATEWAY_INTERFACE", "SERVER_SOFTWARE",
-        "SERVER_PROTOCOL", "REQUEST_METHOD", "QUERY_STRING", "REMOTE_ADDR", "REMOTE_HOST",
-        "REMOTE_USER", "SCRIPT_NAME", "PATH_INFO", "X_RAW_PATH_INFO", "PATH_TRANSLATED",
-        "X_MATCHED_ROUTE", "SERVER_NAME", "SERVER_PORT", "X_FULL_URL", "TERRARIUM"}) {
+       {"AUTH_TYPE",       "CONTENT_LENGTH", "CONTENT_TYPE", "GATEWAY_INTERFACE", "SERVER_SOFTWARE",
+        "SERVER_PROTOCOL", "REQUEST_METHOD", "QUERY_STRING", "REMOTE_ADDR",       "REMOTE_HOST",
+        "REMOTE_USER",     "SCRIPT_NAME",    "PATH_INFO",    "X_RAW_PATH_INFO",   "PATH_TRANSLATED",
+        "X_MATCHED_ROUTE", "SERVER_NAME",    "SERVER_PORT",  "X_FULL_URL",        "TERRARIUM"}) {
     FUZZ_CHECK(env.count(name), std::string("CGI env lacks ") + name);
   }
   FUZZ_CHECK(env["CONTENT_LENGTH"] == std::to_string(request.body.size()), env["CONTENT_LENGTH"]);
@@ -148,32 +145,38 @@ void check_route(const Request& request, const RoutePattern& route) {
   FUZZ_CHECK(env["QUERY_STRING"] == request.query, env["QUERY_STRING"]);
   FUZZ_CHECK(!env["SERVER_NAME"].empty() && !env["SERVER_PORT"].empty(), "SERVER_NAME/PORT empty");
   FUZZ_CHECK(valid_utf8(env["PATH_INFO"]), "PATH_INFO not UTF-8");
-  FUZZ_CHECK(!env.count("HTTP_AUTHORIZATION") && !env.count("HTTP_CONNECTION"), "CGI env leaks a header");
+  FUZZ_CHECK(!env.count("HTTP_AUTHORIZATION") && !env.count("HTTP_CONNECTION"),
+             "CGI env leaks a header");
   for (const auto& [name, value] : env) {
     if (fuzz::starts_with(name, "HTTP_")) {
       FUZZ_CHECK(visible_ascii(value), name + " carries control or non-ASCII bytes");
     }
   }
-  auto [server_name, server_port] = terrarium::server::server_name_and_port(request, "localhost:3000");
+  auto [server_name, server_port] =
+      terrarium::server::server_name_and_port(request, "localhost:3000");
   FUZZ_CHECK(server_name == env["SERVER_NAME"] && server_port == env["SERVER_PORT"], server_name);
 
   std::vector<std::string> wsgi = terrarium::server::wsgi_environment(cgi);
   auto environ = as_map(wsgi, "WSGI environ");
   FUZZ_CHECK(!environ.count("TERRARIUM"), "WSGI environ carries the server's env");
-  FUZZ_CHECK(!environ.count("HTTP_CONTENT_TYPE") && !environ.count("HTTP_CONTENT_LENGTH"), "WSGI content headers");
+  FUZZ_CHECK(!environ.count("HTTP_CONTENT_TYPE") && !environ.count("HTTP_CONTENT_LENGTH"),
+             "WSGI content headers");
   FUZZ_CHECK(environ["SCRIPT_NAME"] + environ["X_RAW_PATH_INFO"] == path,
              environ["SCRIPT_NAME"] + " + " + environ["X_RAW_PATH_INFO"] + " != " + path);
-  FUZZ_CHECK(environ["SCRIPT_NAME"].empty() || environ["SCRIPT_NAME"][0] == '/' || !fuzz::starts_with(path, "/"),
+  FUZZ_CHECK(environ["SCRIPT_NAME"].empty() || environ["SCRIPT_NAME"][0] == '/' ||
+                 !fuzz::starts_with(path, "/"),
              environ["SCRIPT_NAME"]);
-  FUZZ_CHECK(environ["PATH_INFO"] == terrarium::http::percent_decode_bytes(environ["X_RAW_PATH_INFO"]),
-             environ["PATH_INFO"]);
+  FUZZ_CHECK(
+      environ["PATH_INFO"] == terrarium::http::percent_decode_bytes(environ["X_RAW_PATH_INFO"]),
+      environ["PATH_INFO"]);
 
   // The payload the guest's WSGI adapter reads: "N LEN\0", N names, N values, the body.
   std::string payload = terrarium::server::wsgi_request_payload(wsgi, request.body);
   size_t header_end = payload.find('\0');
   FUZZ_CHECK(header_end != std::string::npos, "payload without a count");
   size_t count = 0, length = 0;
-  FUZZ_CHECK(std::sscanf(payload.substr(0, header_end).c_str(), "%zu %zu", &count, &length) == 2, "payload count");
+  FUZZ_CHECK(std::sscanf(payload.substr(0, header_end).c_str(), "%zu %zu", &count, &length) == 2,
+             "payload count");
   FUZZ_CHECK(length == request.body.size(), "payload body length");
   size_t at = header_end + 1;
   std::vector<std::string> fields;
@@ -183,7 +186,8 @@ void check_route(const Request& request, const RoutePattern& route) {
     fields.push_back(payload.substr(at, end - at));
     at = end + 1;
   }
-  FUZZ_CHECK(payload.size() - at == length && payload.compare(at, length, request.body) == 0, "payload body");
+  FUZZ_CHECK(payload.size() - at == length && payload.compare(at, length, request.body) == 0,
+             "payload body");
   std::vector<std::string> expected;
   for (const auto& entry : wsgi) {
     if (entry.find('\0') == std::string::npos) expected.push_back(entry);
@@ -206,10 +210,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   check_decoding(request.path);
   check_decoding(request.query);
-  FUZZ_CHECK(request.target == request.path + (request.has_query ? "?" + request.query : ""), request.target);
+  FUZZ_CHECK(request.target == request.path + (request.has_query ? "?" + request.query : ""),
+             request.target);
   for (const auto& [name, value] : request.headers) {
     FUZZ_CHECK(terrarium::http::is_token(name), "a parsed header name is not a token: " + name);
-    FUZZ_CHECK(terrarium::http::is_field_value(value), "a parsed header value is not clean: " + name);
+    FUZZ_CHECK(terrarium::http::is_field_value(value),
+               "a parsed header value is not clean: " + name);
     // header() answers the last value of a name, whatever its case.
     const std::string* found = request.header(name);
     FUZZ_CHECK(found != nullptr, name);
@@ -223,14 +229,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   size_t ampersands = std::count(request.query.begin(), request.query.end(), '&');
   FUZZ_CHECK(!argv.empty() && argv[0] == request.path, "argv[0]");
   FUZZ_CHECK(argv.size() == 1 + (request.has_query ? ampersands + 1 : 0), "argv size");
-  auto templated = terrarium::server::wagi_argv(request, std::string("python /code/app.py ${SCRIPT_NAME} ${ARGS}"));
-  FUZZ_CHECK(templated.size() >= 2 && templated[0] == "python" && templated[1] == "/code/app.py", "templated argv");
+  auto templated = terrarium::server::wagi_argv(
+      request, std::string("python /code/app.py ${SCRIPT_NAME} ${ARGS}"));
+  FUZZ_CHECK(templated.size() >= 2 && templated[0] == "python" && templated[1] == "/code/app.py",
+             "templated argv");
   for (const auto& word : templated) {
     FUZZ_CHECK(!word.empty(), "empty templated argv word");
-    for (char c : word) FUZZ_CHECK(!std::isspace(static_cast<unsigned char>(c)), "whitespace in argv word");
+    for (char c : word)
+      FUZZ_CHECK(!std::isspace(static_cast<unsigned char>(c)), "whitespace in argv word");
   }
 
-  std::vector<std::string> routes = {"/", "/...", "/env", "/env/...", request.path, request.path + "/..."};
+  std::vector<std::string> routes = {"/",        "/...",       "/env",
+                                     "/env/...", request.path, request.path + "/..."};
   if (size_t slash = request.path.rfind('/'); slash != std::string::npos && slash > 0) {
     routes.push_back(request.path.substr(0, slash) + "/...");
   }

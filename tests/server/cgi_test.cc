@@ -31,13 +31,7 @@ Request make_request(std::string target,
                      std::vector<std::pair<std::string, std::string>> headers = {}) {
   Request request;
   request.method = "GET";
-  request.target = target;
-  size_t question = target.find('?');
-  request.path = target.substr(0, question);
-  if (question != std::string::npos) {
-    request.has_query = true;
-    request.query = target.substr(question + 1);
-  }
+  request.set_target(std::move(target));
   request.headers = std::move(headers);
   request.remote_address = "127.0.0.1";
   return request;
