@@ -23,6 +23,13 @@ namespace terrarium {
 
 enum class LogFormat { kText, kJson };
 
+// A host file or folder (its whole tree) the server reads, or also writes,
+// once it runs.
+struct HostPath {
+  std::string path;
+  bool write = false;
+};
+
 struct ServeOptions {
   std::string config_path;  // modules.toml
   http::Options http;       // listen address, workers, request limits
@@ -44,6 +51,12 @@ struct ServeOptions {
   std::string metrics_path = "/metrics";  // "" to turn /metrics off
   // The server's own log lines (each without the newline). Default: stderr.
   std::function<void(std::string_view line)> log;
+  // Called once by Server::create before the server starts any thread, with
+  // every host path it reads or writes from then on: the config's folder
+  // (a reload reads it again), each route's script, volumes and python_path,
+  // the log and scratch folders, the access log. `terrarium serve` builds
+  // its filesystem wall (Landlock) here. An error fails the start.
+  std::function<Result<void>(const std::vector<HostPath>& paths)> before_threads;
 };
 
 // What /metrics and the tests read.

@@ -315,4 +315,5 @@ def test_100000_calls_do_not_grow_memory_or_references():
     assert (sys.getrefcount(payload), sys.getrefcount(lookup)) == references_before[:2]
     assert abs(sys.getrefcount(None) - references_before[2]) < 100
     assert objects_after - objects_before < 100
-    assert rss_after - rss_before < 4096, (rss_before, rss_after)  # KiB
+    if not os.environ.get("TERRARIUM_SANITIZED"):  # ASan holds freed memory in quarantine
+        assert rss_after - rss_before < 4096, (rss_before, rss_after)  # KiB

@@ -10,6 +10,7 @@
 #include <optional>
 #include <thread>
 
+#include "cli/confinement.h"
 #include "terrarium/functions.h"
 #include "terrarium/http.h"
 #include "terrarium/runtime.h"
@@ -22,6 +23,21 @@ namespace {
 int fail(const char* command, const std::string& message, int status = 2) {
   std::fprintf(stderr, "terrarium functions %s: %s\n", command, message.c_str());
   return status;
+}
+
+// The TCP port of an http:// URL (80 when none is written).
+uint16_t url_port(const std::string& url) {
+  std::string rest = url.substr(url.find("://") == std::string::npos ? 0 : url.find("://") + 3);
+  std::string authority = rest.substr(0, rest.find_first_of("/?#"));
+  size_t colon = authority.rfind(':');
+  size_t bracket = authority.rfind(']');
+  if (colon == std::string::npos || (bracket != std::string::npos && colon < bracket)) return 80;
+  try {
+    int port = std::stoi(authority.substr(colon + 1));
+    return port > 0 && port < 65536 ? static_cast<uint16_t>(port) : 80;
+  } catch (...) {
+    return 80;
+  }
 }
 
 }  // namespace
@@ -55,6 +71,7 @@ void FunctionsCommand::add_to(CLI::App& app) {
                     "adds to the manifest's allowed_hosts)")
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     sub->add_option("--workers", workers_, "Threads that run calls (default: the number of cores)");
+    sub->add_flag("--no-confine", no_confine_, kNoConfineHelp);
     sub->add_option("--timeout", timeout_,
                     "Default wall-clock limit per call (ops.toml may set its own)")
         ->capture_default_str();
@@ -91,13 +108,15 @@ int FunctionsCommand::run() { return stdio_->parsed() ? run_stdio() : run_serve(
 namespace {
 
 struct Prepared {
+  bool outbound = false;  // url hostcalls: the system-call wall lets connect() through
   std::shared_ptr<Runtime> runtime;
   std::unique_ptr<Functions> functions;
   std::optional<OpsManifest> manifest;
 };
 
 Result<Prepared> prepare(const char* command, const std::string& manifest_path,
-                         const std::vector<std::string>& allowed_hosts, FunctionsOptions options) {
+                         const std::vector<std::string>& allowed_hosts, FunctionsOptions options,
+                         bool confine) {
   Prepared prepared;
   std::string version = options.metatype_version;
   if (!manifest_path.empty()) {
@@ -106,6 +125,24 @@ Result<Prepared> prepare(const char* command, const std::string& manifest_path,
     manifest->allowed_hosts.insert(manifest->allowed_hosts.end(), allowed_hosts.begin(),
                                    allowed_hosts.end());
     prepared.manifest = std::move(*manifest);
+  }
+  if (confine) {
+    // Landlock before any thread exists: the ops are in memory by now, so
+    // the process needs no file of its own; url hostcalls need name
+    // resolution and their ports.
+    FilesystemWall wall;
+    add_process_basics(&wall);
+    if (prepared.manifest) {
+      for (const HostcallTarget& target : prepared.manifest->hostcalls) {
+        if (!target.url.empty()) wall.connect_ports.push_back(url_port(target.url));
+      }
+    }
+    prepared.outbound = !wall.connect_ports.empty();
+    if (prepared.outbound) add_name_resolution(&wall);
+    auto built = build_filesystem_wall(wall);
+    if (!built) return built.error();
+    if (!built->note.empty())
+      std::fprintf(stderr, "terrarium functions %s: %s\n", command, built->note.c_str());
   }
   auto runtime = Runtime::create();
   if (!runtime) return runtime.error();
@@ -164,7 +201,7 @@ int FunctionsCommand::run_stdio() {
                 "--hostcall-timeout '" + hostcall_timeout_ + "': must be a positive duration");
   // stdout carries the protocol: what handlers print goes to stderr, as
   // "[op NAME] line" (FunctionsOptions::output's default).
-  auto prepared = prepare("stdio", manifest_, allowed_hosts_, std::move(options));
+  auto prepared = prepare("stdio", manifest_, allowed_hosts_, std::move(options), !no_confine_);
   if (!prepared) {
     if (!prepared.error().details().empty()) std::fputs(prepared.error().details().c_str(), stderr);
     return fail("stdio", prepared.error().message(), 1);
@@ -177,6 +214,10 @@ int FunctionsCommand::run_stdio() {
     std::fprintf(stderr, "terrarium functions stdio: %s\n", line.c_str());
   };
   signal(SIGPIPE, SIG_IGN);  // a client gone is seen as a failed write
+  if (!no_confine_) {
+    auto walled = build_system_call_wall({prepared->outbound});
+    if (!walled) return fail("stdio", walled.error().message(), 1);
+  }
   auto served = serve_json_rpc(*prepared->functions, 0, 1, std::move(rpc));
   if (!served) return fail("stdio", served.error().message(), 1);
   return 0;
@@ -208,7 +249,7 @@ int FunctionsCommand::run_serve() {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  auto prepared = prepare("serve", manifest_, allowed_hosts_, std::move(options));
+  auto prepared = prepare("serve", manifest_, allowed_hosts_, std::move(options), !no_confine_);
   if (!prepared) {
     if (!prepared.error().details().empty()) std::fputs(prepared.error().details().c_str(), stderr);
     return fail("serve", prepared.error().message(), 1);
@@ -231,6 +272,10 @@ int FunctionsCommand::run_serve() {
   auto server = http::Server::create(
       http_options, functions_http_handler(*prepared->functions, std::move(handler_options)));
   if (!server) return fail("serve", server.error().message(), 1);
+  if (!no_confine_) {
+    auto walled = build_system_call_wall({prepared->outbound});
+    if (!walled) return fail("serve", walled.error().message(), 1);
+  }
   http::Server* raw = server->get();
   std::printf("Ready: serving %zu ops on http://%s (POST /ops/NAME%s)\n",
               prepared->functions->op_names().size(), raw->address().c_str(),

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "cli/confinement.h"
+
 namespace terrarium {
 struct FunctionsOptions;
 }
@@ -41,6 +43,7 @@ class FunctionsCommand {
   size_t max_connections_ = 1024;
   size_t queue_ = 0;
   std::string metrics_path_ = "/metrics";
+  bool no_confine_ = !kConfineByDefault;
   bool allow_init_ = false;
 };
 

@@ -11,8 +11,9 @@
 #include <iostream>
 #include <sstream>
 
-#include "cli/options.h"
+#include "cli/confinement.h"
 #include "cli/functions_command.h"
+#include "cli/options.h"
 #include "cli/serve_command.h"
 #include "terrarium/plugin.h"
 #include "terrarium/runtime.h"
@@ -37,6 +38,7 @@ struct RunOptions {
   std::string max_memory, timeout, cpu_timeout, max_output, max_written;
   uint32_t max_files = 0;
   bool unbuffered = false;
+  bool no_confine = !terrarium::cli::kConfineByDefault;
   std::vector<std::string> rest;  // script and its args (or args after -c/-m)
 };
 
@@ -192,8 +194,24 @@ int run(RunOptions& options) {
   }
   config.stdin_fd = 0;
 
+  // The second wall: the filesystem one before the sandbox exists (it holds
+  // for threads started from here on), the system-call one once start-up is
+  // done.
+  if (!options.no_confine) {
+    terrarium::cli::FilesystemWall wall;
+    terrarium::cli::add_process_basics(&wall);
+    for (const terrarium::Mount& mount : config.mounts) {
+      wall.paths.push_back({mount.host_path, !mount.read_only});
+    }
+    auto built = terrarium::cli::build_filesystem_wall(wall);
+    if (!built) return fail(built.error().message(), 1);
+  }
   auto sandbox = terrarium::Sandbox::create(std::move(config));
   if (!sandbox) return fail(sandbox.error().message());
+  if (!options.no_confine) {
+    auto walled = terrarium::cli::build_system_call_wall({});
+    if (!walled) return fail(walled.error().message(), 1);
+  }
   auto status = (*sandbox)->run_main();
   if (!lone_script.empty() && !(status && *status == 0)) {
     std::string hint = neighbour_hint(lone_script, stderr_tail);
@@ -321,6 +339,7 @@ int main(int argc, char** argv) {
                           "Limit on files the guest has open at once (default: 1024)");
   run_command->add_option("--max-written", options.max_written,
                           "Limit on bytes written to writable mounts (default: none)");
+  run_command->add_flag("--no-confine", options.no_confine, terrarium::cli::kNoConfineHelp);
   PluginOptions plugin_options;
   CLI::App* plugin_command =
       app.add_subcommand("plugin", "SE2 plugins (a directory with plugin.py)");

@@ -6,10 +6,12 @@
 
 #include <atomic>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <thread>
 
+#include "cli/confinement.h"
 #include "terrarium/runtime.h"
 #include "terrarium/server.h"
 #include "terrarium/units.h"
@@ -127,6 +129,7 @@ void ServeCommand::add_to(CLI::App& app) {
       ->add_option("--metrics-path", metrics_path_, "Path of the Prometheus metrics (\"\": off)")
       ->capture_default_str();
   // Wagi flags that have no meaning here: accepted, with a word in the log.
+  command_->add_flag("--no-confine", no_confine_, kNoConfineHelp);
   command_->add_option("--module-cache", module_cache_,
                        "(Wagi) accepted and ignored: nothing is downloaded");
   command_->add_option("--cache", wasmtime_cache_, "(Wagi) accepted and ignored: no Wasmtime here");
@@ -209,6 +212,22 @@ int ServeCommand::run() {
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  if (!no_confine_) {
+    // Landlock before the server's threads start (it holds for them).
+    options.before_threads = [](const std::vector<HostPath>& paths) -> Result<void> {
+      FilesystemWall wall;
+      add_process_basics(&wall);
+      for (const HostPath& path : paths) wall.paths.push_back({path.path, path.write});
+      std::error_code error;
+      PathAccess temporary{std::filesystem::temp_directory_path(error).string()};
+      temporary.remove_empty_folders_only = true;  // the scratch folder, at exit
+      wall.paths.push_back(temporary);
+      auto built = build_filesystem_wall(wall);
+      if (!built) return built.error();
+      if (!built->note.empty()) std::fprintf(stderr, "terrarium serve: %s\n", built->note.c_str());
+      return {};
+    };
+  }
   auto runtime = Runtime::create();
   if (!runtime) return fail(runtime.error().message(), 1);
   if (!module_cache_.empty())
@@ -217,6 +236,10 @@ int ServeCommand::run() {
   if (!server) {
     if (!server.error().details().empty()) std::fputs(server.error().details().c_str(), stderr);
     return fail(server.error().message(), 1);
+  }
+  if (!no_confine_) {
+    auto walled = build_system_call_wall({});
+    if (!walled) return fail(walled.error().message(), 1);
   }
   Server* raw = server->get();
   std::printf("Ready: serving on http://%s\n", raw->address().c_str());

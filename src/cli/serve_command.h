@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "cli/confinement.h"
+
 namespace terrarium::cli {
 
 class ServeCommand {
@@ -32,6 +34,7 @@ class ServeCommand {
   std::string access_log_;
   std::string log_format_ = "text";
   std::string metrics_path_ = "/metrics";
+  bool no_confine_ = !kConfineByDefault;
   std::string module_cache_, wasmtime_cache_, tls_cert_, tls_key_, bindle_;
 };
 

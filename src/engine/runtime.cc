@@ -53,7 +53,9 @@ void unregister_memory(void* base) {
 }
 
 std::mutex g_types_mutex;
-std::vector<std::vector<wasm_rt_type_t>> g_types;  // params then results, plus counts
+// Each: the counts of params and results, then their wasm_rt_type_t codes;
+// plain integers, since a count is no valid wasm_rt_type_t (UBSan's finding).
+std::vector<std::vector<uint32_t>> g_types;
 std::atomic<bool> g_initialized{false};
 
 struct ExceptionState {
@@ -158,13 +160,13 @@ const char* wasm_rt_strerror(wasm_rt_trap_t trap) {
 }
 
 uint32_t wasm_rt_register_func_type(uint32_t params, uint32_t results, ...) {
-  std::vector<wasm_rt_type_t> signature;
-  signature.push_back(static_cast<wasm_rt_type_t>(params));
-  signature.push_back(static_cast<wasm_rt_type_t>(results));
+  std::vector<uint32_t> signature;
+  signature.push_back(params);
+  signature.push_back(results);
   va_list args;
   va_start(args, results);
   for (uint32_t i = 0; i < params + results; ++i) {
-    signature.push_back(static_cast<wasm_rt_type_t>(va_arg(args, int)));
+    signature.push_back(static_cast<uint32_t>(va_arg(args, int)));
   }
   va_end(args);
   std::lock_guard lock(g_types_mutex);

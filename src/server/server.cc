@@ -83,6 +83,7 @@ struct Server::Impl {
   }
 
   Result<std::shared_ptr<Routes>> load_routes();
+  std::vector<HostPath> host_paths() const;  // ServeOptions::before_threads
 };
 
 namespace server {
@@ -144,6 +145,31 @@ void Routes::completed(const Completed& completed) {
 }
 
 }  // namespace server
+
+std::vector<HostPath> Server::Impl::host_paths() const {
+  std::vector<HostPath> paths;
+  std::error_code error;
+  fs::path config = fs::absolute(options.config_path, error);
+  paths.push_back({config.parent_path().string(), false});
+  paths.push_back({log_dir, true});
+  paths.push_back({scratch_root, true});
+  if (!options.access_log.empty() && options.access_log != "-") {
+    paths.push_back({fs::absolute(options.access_log, error).string(), true});
+  }
+  // A config that does not load fails the start a moment later, with the
+  // error load_routes reports.
+  auto modules = server::load_modules_config(options.config_path);
+  if (!modules) return paths;
+  for (const server::ModuleConfig& module : modules->modules) {
+    for (const std::string& file : {module.module_path, module.script_host_path}) {
+      if (!file.empty()) paths.push_back({file, false});
+    }
+    for (const Mount& volume : module.volumes)
+      paths.push_back({volume.host_path, !volume.read_only});
+    for (const std::string& folder : module.python_path) paths.push_back({folder, false});
+  }
+  return paths;
+}
 
 Result<std::shared_ptr<Routes>> Server::Impl::load_routes() {
   auto config = server::load_modules_config(options.config_path);
@@ -263,6 +289,10 @@ Result<std::unique_ptr<Server>> Server::create(std::shared_ptr<const Runtime> ru
       "Requests answered 503 because every worker was busy and the queue full.",
       [raw] { return raw->http ? double(raw->http->stats().rejected_overload) : 0.0; });
 
+  if (opts.before_threads) {
+    auto walled = opts.before_threads(impl->host_paths());
+    if (!walled) return walled.error();
+  }
   // Bound first: a bad address fails before the routes' start-up work.
   auto http = http::Server::create(impl->options.http, nullptr);
   if (!http) return http.error();

@@ -401,3 +401,23 @@ TEST(Engine, MemoriesAreReleased) {
 }
 
 }  // namespace
+
+// Function types are interned by their counts and codes: call_indirect's type
+// check compares the ids. Nine parameters (more than there are type codes)
+// once made the table hold a count as a wasm_rt_type_t (UBSan's finding).
+TEST(Engine, FunctionTypesAreInternedByShape) {
+  uint32_t many = wasm_rt_register_func_type(9, 1, WASM_RT_I32, WASM_RT_I32, WASM_RT_I32,
+                                             WASM_RT_I32, WASM_RT_I32, WASM_RT_I32, WASM_RT_I32,
+                                             WASM_RT_I32, WASM_RT_I64, WASM_RT_F64);
+  EXPECT_NE(many, 0u);
+  EXPECT_EQ(wasm_rt_register_func_type(9, 1, WASM_RT_I32, WASM_RT_I32, WASM_RT_I32, WASM_RT_I32,
+                                       WASM_RT_I32, WASM_RT_I32, WASM_RT_I32, WASM_RT_I32,
+                                       WASM_RT_I64, WASM_RT_F64),
+            many);
+  uint32_t other = wasm_rt_register_func_type(9, 1, WASM_RT_I32, WASM_RT_I32, WASM_RT_I32,
+                                              WASM_RT_I32, WASM_RT_I32, WASM_RT_I32, WASM_RT_I32,
+                                              WASM_RT_I32, WASM_RT_I32, WASM_RT_F64);
+  EXPECT_NE(other, many);
+  EXPECT_NE(wasm_rt_register_func_type(1, 0, WASM_RT_I64),
+            wasm_rt_register_func_type(0, 1, WASM_RT_I64));
+}
