@@ -57,6 +57,10 @@ struct ServeOptions {
   // the log and scratch folders, the access log. `terrarium serve` builds
   // its filesystem wall (Landlock) here. An error fails the start.
   std::function<Result<void>(const std::vector<HostPath>& paths)> before_threads;
+  // Called once by Server::create after the listening socket is bound and
+  // before the first guest code runs (a WSGI app's import and warm-up, a
+  // script's snapshot): `terrarium serve` installs its system-call wall here.
+  std::function<Result<void>()> before_guest_code;
 };
 
 // What /metrics and the tests read.

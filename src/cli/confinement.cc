@@ -11,6 +11,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <termios.h>
@@ -292,7 +293,6 @@ constexpr const char* kAllowed[] = {
     "dup",
     "dup2",
     "dup3",
-    "fcntl",
     "open",
     "openat",
     "openat2",
@@ -494,8 +494,25 @@ Result<void> build_system_call_wall(const SystemCallWall& wall) {
            TCGETS, TIOCGWINSZ, TIOCGPGRP, FIONREAD, FIONBIO, FIOCLEX, FIONCLEX, pagemap_scan}) {
     rc |= allow("ioctl", {SCMP_A1(SCMP_CMP_EQ, request)});
   }
+  // fcntl without F_SETOWN / F_SETSIG / F_SETLEASE / F_NOTIFY, which would
+  // let an O_ASYNC descriptor send a chosen signal to another process.
+  for (scmp_datum_t command : std::initializer_list<scmp_datum_t>{
+           F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_GETLK, F_SETLK, F_SETLKW,
+           F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW, F_ADD_SEALS, F_GET_SEALS, F_GETPIPE_SZ,
+           F_SETPIPE_SZ}) {
+    rc |= allow("fcntl", {SCMP_A1(SCMP_CMP_EQ, command)});
+  }
+  // url hostcalls: IPv4/IPv6 stream (HTTP, DNS over TCP) and datagram (DNS)
+  // sockets only, never unix, netlink or raw ones (a unix socket is not
+  // covered by Landlock's port rules: /run/docker.sock would be).
   if (outbound) {
-    for (const char* name : {"socket", "connect", "bind"}) rc |= allow(name);
+    for (scmp_datum_t family : std::initializer_list<scmp_datum_t>{AF_INET, AF_INET6}) {
+      for (scmp_datum_t type : std::initializer_list<scmp_datum_t>{SOCK_STREAM, SOCK_DGRAM}) {
+        rc |=
+            allow("socket", {SCMP_A0(SCMP_CMP_EQ, family), SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, type)});
+      }
+    }
+    rc |= allow("connect");
   }
   if (rc != 0) return filter_error("adding the conditional rules", rc);
 #if defined(__SANITIZE_ADDRESS__)

@@ -56,7 +56,8 @@ void add_name_resolution(FilesystemWall* wall);
 // --- seccomp ----------------------------------------------------------------
 
 struct SystemCallWall {
-  // socket() and connect() (for hostcalls to allowed HTTP endpoints); off,
+  // socket() (IPv4/IPv6, stream or datagram) and connect(), for hostcalls
+  // to allowed HTTP endpoints; off,
   // both fail with EPERM.
   bool allow_outbound_connections = false;
 };

@@ -1,12 +1,15 @@
 // `terrarium functions stdio [ops.toml]` and `terrarium functions serve ops.toml`.
 #include "cli/functions_command.h"
 
+#include <netdb.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
+#include <functional>
 #include <optional>
 #include <thread>
 
@@ -25,19 +28,29 @@ int fail(const char* command, const std::string& message, int status = 2) {
   return status;
 }
 
-// The TCP port of an http:// URL (80 when none is written).
+// The TCP port a url hostcall connects to, read as the hostcall client
+// (src/functions/hostcall_router.cc, split_url) reads it: the authority ends
+// at the first '/', the port after the last ':' (or after "]:"), 80 when
+// none; a service name through /etc/services, as getaddrinfo would. 0: none.
 uint16_t url_port(const std::string& url) {
-  std::string rest = url.substr(url.find("://") == std::string::npos ? 0 : url.find("://") + 3);
-  std::string authority = rest.substr(0, rest.find_first_of("/?#"));
-  size_t colon = authority.rfind(':');
-  size_t bracket = authority.rfind(']');
-  if (colon == std::string::npos || (bracket != std::string::npos && colon < bracket)) return 80;
-  try {
-    int port = std::stoi(authority.substr(colon + 1));
-    return port > 0 && port < 65536 ? static_cast<uint16_t>(port) : 80;
-  } catch (...) {
-    return 80;
+  size_t scheme = url.find("://");
+  std::string rest = scheme == std::string::npos ? url : url.substr(scheme + 3);
+  std::string authority = rest.substr(0, rest.find('/'));
+  std::string port = "80";
+  if (!authority.empty() && authority[0] == '[') {
+    size_t close = authority.find(']');
+    if (close != std::string::npos && close + 1 < authority.size() && authority[close + 1] == ':')
+      port = authority.substr(close + 2);
+  } else if (size_t colon = authority.rfind(':'); colon != std::string::npos) {
+    port = authority.substr(colon + 1);
   }
+  if (!port.empty() && port.find_first_not_of("0123456789") == std::string::npos &&
+      port.size() <= 5) {
+    int number = std::stoi(port);
+    return number > 0 && number < 65536 ? static_cast<uint16_t>(number) : 0;
+  }
+  servent* service = getservbyname(port.c_str(), "tcp");
+  return service ? ntohs(static_cast<uint16_t>(service->s_port)) : 0;
 }
 
 }  // namespace
@@ -116,7 +129,8 @@ struct Prepared {
 
 Result<Prepared> prepare(const char* command, const std::string& manifest_path,
                          const std::vector<std::string>& allowed_hosts, FunctionsOptions options,
-                         bool confine) {
+                         bool confine,
+                         const std::function<Result<void>(bool outbound)>& before_op_code) {
   Prepared prepared;
   std::string version = options.metatype_version;
   if (!manifest_path.empty()) {
@@ -134,11 +148,15 @@ Result<Prepared> prepare(const char* command, const std::string& manifest_path,
     add_process_basics(&wall);
     if (prepared.manifest) {
       for (const HostcallTarget& target : prepared.manifest->hostcalls) {
-        if (!target.url.empty()) wall.connect_ports.push_back(url_port(target.url));
+        if (target.url.empty()) continue;
+        prepared.outbound = true;
+        if (uint16_t port = url_port(target.url)) wall.connect_ports.push_back(port);
       }
     }
-    prepared.outbound = !wall.connect_ports.empty();
-    if (prepared.outbound) add_name_resolution(&wall);
+    // DNS falls back to TCP for long answers.
+    if (prepared.outbound) wall.connect_ports.push_back(53);
+    // --listen may name a host (localhost:8080), url hostcalls too.
+    add_name_resolution(&wall);
     auto built = build_filesystem_wall(wall);
     if (!built) return built.error();
     if (!built->note.empty())
@@ -150,6 +168,9 @@ Result<Prepared> prepare(const char* command, const std::string& manifest_path,
   auto functions = Functions::create(prepared.runtime, std::move(options));
   if (!functions) return functions.error();
   prepared.functions = std::move(*functions);
+  // The ops' module-level code is the first guest code to run: the
+  // system-call wall goes up before it (and the listening socket before that).
+  if (auto ready = before_op_code(prepared.outbound); !ready) return ready.error();
   if (prepared.manifest) {
     auto started = std::chrono::steady_clock::now();
     auto ready = prepared.functions->init(version, prepared.manifest->ops);
@@ -201,7 +222,11 @@ int FunctionsCommand::run_stdio() {
                 "--hostcall-timeout '" + hostcall_timeout_ + "': must be a positive duration");
   // stdout carries the protocol: what handlers print goes to stderr, as
   // "[op NAME] line" (FunctionsOptions::output's default).
-  auto prepared = prepare("stdio", manifest_, allowed_hosts_, std::move(options), !no_confine_);
+  auto prepared = prepare("stdio", manifest_, allowed_hosts_, std::move(options), !no_confine_,
+                          [this](bool outbound) -> Result<void> {
+                            if (no_confine_) return {};
+                            return build_system_call_wall({outbound});
+                          });
   if (!prepared) {
     if (!prepared.error().details().empty()) std::fputs(prepared.error().details().c_str(), stderr);
     return fail("stdio", prepared.error().message(), 1);
@@ -214,10 +239,6 @@ int FunctionsCommand::run_stdio() {
     std::fprintf(stderr, "terrarium functions stdio: %s\n", line.c_str());
   };
   signal(SIGPIPE, SIG_IGN);  // a client gone is seen as a failed write
-  if (!no_confine_) {
-    auto walled = build_system_call_wall({prepared->outbound});
-    if (!walled) return fail("stdio", walled.error().message(), 1);
-  }
   auto served = serve_json_rpc(*prepared->functions, 0, 1, std::move(rpc));
   if (!served) return fail("stdio", served.error().message(), 1);
   return 0;
@@ -249,7 +270,25 @@ int FunctionsCommand::run_serve() {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  auto prepared = prepare("serve", manifest_, allowed_hosts_, std::move(options), !no_confine_);
+  http::Options http_options;
+  http_options.listen = listen_;
+  http_options.workers = workers_;
+  http_options.max_body_bytes = *body;
+  http_options.max_header_bytes = *header;
+  http_options.max_connections = max_connections_;
+  http_options.queue_capacity = queue_;
+  http_options.rejection_body = functions_http_rejection;
+  std::unique_ptr<http::Server> server;
+  auto prepared = prepare("serve", manifest_, allowed_hosts_, std::move(options), !no_confine_,
+                          [&](bool outbound) -> Result<void> {
+                            // Bound before the ops run (a bad address fails first) and before
+                            // the system-call wall, which has no bind; the handler comes later.
+                            auto created = http::Server::create(http_options, nullptr);
+                            if (!created) return created.error();
+                            server = std::move(*created);
+                            if (no_confine_) return {};
+                            return build_system_call_wall({outbound});
+                          });
   if (!prepared) {
     if (!prepared.error().details().empty()) std::fputs(prepared.error().details().c_str(), stderr);
     return fail("serve", prepared.error().message(), 1);
@@ -261,22 +300,8 @@ int FunctionsCommand::run_serve() {
   handler_options.log = [](const std::string& line) {
     std::fprintf(stderr, "terrarium functions serve: %s\n", line.c_str());
   };
-  http::Options http_options;
-  http_options.listen = listen_;
-  http_options.workers = workers_;
-  http_options.max_body_bytes = *body;
-  http_options.max_header_bytes = *header;
-  http_options.max_connections = max_connections_;
-  http_options.queue_capacity = queue_;
-  http_options.rejection_body = functions_http_rejection;
-  auto server = http::Server::create(
-      http_options, functions_http_handler(*prepared->functions, std::move(handler_options)));
-  if (!server) return fail("serve", server.error().message(), 1);
-  if (!no_confine_) {
-    auto walled = build_system_call_wall({prepared->outbound});
-    if (!walled) return fail("serve", walled.error().message(), 1);
-  }
-  http::Server* raw = server->get();
+  server->set_handler(functions_http_handler(*prepared->functions, std::move(handler_options)));
+  http::Server* raw = server.get();
   std::printf("Ready: serving %zu ops on http://%s (POST /ops/NAME%s)\n",
               prepared->functions->op_names().size(), raw->address().c_str(),
               allow_init_ ? ", POST /init" : "");

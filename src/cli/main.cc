@@ -205,6 +205,7 @@ int run(RunOptions& options) {
     }
     auto built = terrarium::cli::build_filesystem_wall(wall);
     if (!built) return fail(built.error().message(), 1);
+    if (!built->note.empty()) std::fprintf(stderr, "terrarium run: %s\n", built->note.c_str());
   }
   auto sandbox = terrarium::Sandbox::create(std::move(config));
   if (!sandbox) return fail(sandbox.error().message());

@@ -218,6 +218,7 @@ int ServeCommand::run() {
       FilesystemWall wall;
       add_process_basics(&wall);
       for (const HostPath& path : paths) wall.paths.push_back({path.path, path.write});
+      add_name_resolution(&wall);  // --listen may name a host (localhost:3000)
       std::error_code error;
       PathAccess temporary{std::filesystem::temp_directory_path(error).string()};
       temporary.remove_empty_folders_only = true;  // the scratch folder, at exit
@@ -227,6 +228,8 @@ int ServeCommand::run() {
       if (!built->note.empty()) std::fprintf(stderr, "terrarium serve: %s\n", built->note.c_str());
       return {};
     };
+    // seccomp once the socket is bound, before any route's guest code runs.
+    options.before_guest_code = [] { return build_system_call_wall({}); };
   }
   auto runtime = Runtime::create();
   if (!runtime) return fail(runtime.error().message(), 1);
@@ -236,10 +239,6 @@ int ServeCommand::run() {
   if (!server) {
     if (!server.error().details().empty()) std::fputs(server.error().details().c_str(), stderr);
     return fail(server.error().message(), 1);
-  }
-  if (!no_confine_) {
-    auto walled = build_system_call_wall({});
-    if (!walled) return fail(walled.error().message(), 1);
   }
   Server* raw = server->get();
   std::printf("Ready: serving on http://%s\n", raw->address().c_str());

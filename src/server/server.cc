@@ -151,6 +151,11 @@ std::vector<HostPath> Server::Impl::host_paths() const {
   std::error_code error;
   fs::path config = fs::absolute(options.config_path, error);
   paths.push_back({config.parent_path().string(), false});
+  // A config that is a symlink: its target's folder is read too.
+  fs::path target = fs::weakly_canonical(config, error);
+  if (!error && target.parent_path() != config.parent_path()) {
+    paths.push_back({target.parent_path().string(), false});
+  }
   paths.push_back({log_dir, true});
   paths.push_back({scratch_root, true});
   if (!options.access_log.empty() && options.access_log != "-") {
@@ -297,6 +302,10 @@ Result<std::unique_ptr<Server>> Server::create(std::shared_ptr<const Runtime> ru
   auto http = http::Server::create(impl->options.http, nullptr);
   if (!http) return http.error();
   impl->http = std::move(*http);
+  if (opts.before_guest_code) {
+    auto walled = opts.before_guest_code();
+    if (!walled) return walled.error();
+  }
   auto routes = impl->load_routes();
   if (!routes) return routes.error();
   impl->http->set_handler(*routes);

@@ -278,7 +278,14 @@ TEST(SecondWall, ServeIsConfinedAndKeepsServing) {
          "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
          "    return [b'wsgi behind the wall']\n";
   fs::create_directory(folder.path + "/logs");
-  Probed serve(folder, {"serve", folder.path + "/site/modules.toml", "--listen", "127.0.0.1:0",
+  // Served through a symlink to a config in another folder (scripts resolve
+  // beside the link, the config is read from its target): the wall holds both.
+  fs::create_directory(folder.path + "/link");
+  fs::create_symlink(folder.path + "/site/modules.toml", folder.path + "/link/modules.toml");
+  for (const char* script : {"hello.py", "plain.py"}) {
+    fs::copy_file(folder.path + "/site/" + script, folder.path + "/link/" + script);
+  }
+  Probed serve(folder, {"serve", folder.path + "/link/modules.toml", "--listen", "127.0.0.1:0",
                         "--log-dir", folder.path + "/logs", "--workers", "2"});
   ASSERT_TRUE(serve.wait_for("stdout.txt", "Ready")) << serve.stderr_text();
   auto outcomes = serve.probe();

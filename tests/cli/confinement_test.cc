@@ -308,6 +308,9 @@ TEST(SystemCallWall, HijackedHostCallsFailAndAreNamed) {
           return result_of(ioctl(0, TIOCSTI, &c));
         }},
        {"kill-parent", [] { return result_of(kill(getppid(), 0)); }},
+       // F_SETOWN + O_ASYNC would aim a signal at another process.
+       {"fcntl-setown", [] { return result_of(fcntl(0, F_SETOWN, getppid())); }},
+       {"fcntl-getfl", [] { return result_of(fcntl(0, F_GETFL)); }},
        // What the host does need still works.
        {"kill-self", [] { return result_of(kill(getpid(), 0)); }},
        {"thread",
@@ -342,6 +345,8 @@ TEST(SystemCallWall, HijackedHostCallsFailAndAreNamed) {
   EXPECT_EQ(run.outcomes["mprotect-exec"], EPERM);
   EXPECT_EQ(run.outcomes["tiocsti"], EPERM);
   EXPECT_EQ(run.outcomes["kill-parent"], EPERM);
+  EXPECT_EQ(run.outcomes["fcntl-setown"], EPERM);
+  EXPECT_EQ(run.outcomes["fcntl-getfl"], 0);
   EXPECT_EQ(run.outcomes["kill-self"], 0);
   EXPECT_EQ(run.outcomes["thread"], 0);
   EXPECT_EQ(run.outcomes["mmap-data"], 0);
@@ -357,11 +362,31 @@ TEST(SystemCallWall, OutboundConnectionsWhenAllowed) {
   Listener listener;
   SystemCallWall calls;
   calls.allow_outbound_connections = true;
-  auto run =
-      in_child(nullptr, &calls,
-               {{"connect", [&] { return connect_to(listener.port); }}, {"execve", run_true}});
+  auto run = in_child(nullptr, &calls,
+                      {{"connect", [&] { return connect_to(listener.port); }},
+                       {"execve", run_true},
+                       {"unix-socket",
+                        [] {
+                          int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+                          if (fd >= 0) close(fd);
+                          return fd < 0 ? errno : 0;
+                        }},
+                       {"raw-socket",
+                        [] {
+                          int fd = socket(AF_INET, SOCK_RAW, IPPROTO_ICMP);
+                          if (fd >= 0) close(fd);
+                          return fd < 0 ? errno : 0;
+                        }},
+                       {"udp-socket", [] {
+                          int fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+                          if (fd >= 0) close(fd);
+                          return fd < 0 ? errno : 0;
+                        }}});
   EXPECT_EQ(run.outcomes["connect"], 0);
   EXPECT_EQ(run.outcomes["execve"], EPERM);
+  EXPECT_EQ(run.outcomes["unix-socket"], EPERM);  // /run/docker.sock is no HTTP endpoint
+  EXPECT_EQ(run.outcomes["raw-socket"], EPERM);
+  EXPECT_EQ(run.outcomes["udp-socket"], 0);  // DNS
 }
 
 TEST(SystemCallWall, RefusalsAreFatalWhenTheTestSuiteAsks) {
