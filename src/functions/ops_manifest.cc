@@ -16,6 +16,7 @@
 #include <set>
 #include <sstream>
 
+#include "sandbox/toml_text.h"
 #include "terrarium/functions.h"
 #include "terrarium/units.h"
 
@@ -68,6 +69,10 @@ class ManifestLoader {
     }
     std::ostringstream text;
     text << in.rdbuf();
+    // Before toml++: what its 3.3.0 cannot read safely (sandbox/toml_text.h).
+    if (auto problem = find_toml_text_problem(text.str())) {
+      return fail(toml::source_position{problem->line, problem->column}, problem->message);
+    }
     toml::parse_result parsed = toml::parse(text.str(), path_);
     if (!parsed) {
       return fail(parsed.error().source().begin,

@@ -16,6 +16,7 @@
 #include <set>
 #include <sstream>
 
+#include "sandbox/toml_text.h"
 #include "terrarium/units.h"
 
 namespace terrarium::server {
@@ -65,6 +66,10 @@ class Loader {
     }
     std::ostringstream text;
     text << in.rdbuf();
+    // Before toml++: what its 3.3.0 cannot read safely (sandbox/toml_text.h).
+    if (auto problem = find_toml_text_problem(text.str())) {
+      return fail(toml::source_position{problem->line, problem->column}, problem->message);
+    }
     toml::parse_result parsed = toml::parse(text.str(), path_);
     if (!parsed) {
       const toml::parse_error& error = parsed.error();

@@ -342,3 +342,23 @@ elsewhere = { url = "http://127.0.0.2:)" + port + R"(/double" }
 }
 
 }  // namespace
+
+// Text Debian's toml++ 3.3.0 would read with undefined behaviour (see
+// src/sandbox/toml_text.h) is refused first, naming the place.
+TEST(OpsManifest, NonAsciiWhereTomlppMisbehavesIsAClearError) {
+  EXPECT_THAT(load_error("[[op]]\nname = \"a\"\nlambda = \"lambda x: x\"\nna\xC3\xAFve = 1\n"),
+              StartsWith("ops.toml:4:3: a non-ASCII character outside a string"));
+  EXPECT_THAT(
+      load_error("[[op]]\nname = \"a\"\nlambda = \"\"\"lambda x: \\\n\xC3\xA9\"\"\"\n"),
+      StartsWith("ops.toml:4:1: a non-ASCII character right after a line-ending backslash"));
+}
+
+TEST(OpsManifest, BraceWhereAnArrayWantsAValueIsAClearError) {
+  // toml++ 3.3.0 assumes it cannot happen (undefined behaviour); found by
+  // the ops_manifest fuzzer, reproducer in tests/fuzz/corpus/ops_manifest.
+  EXPECT_THAT(load_error("allowed_hosts = [}\n"),
+              StartsWith("ops.toml:1:18: '}' where an array expects a value or ']'"));
+  EXPECT_THAT(load_error("allowed_hosts = [\"a\",\n  # c\n  }\n"),
+              StartsWith("ops.toml:3:3: '}' where an array expects a value or ']'"));
+  EXPECT_THAT(load_error("x = {b = [}}\n"), StartsWith("ops.toml:1:11:"));
+}

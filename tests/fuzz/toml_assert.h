@@ -31,7 +31,10 @@ namespace fuzz {
 // U+202F), U+2F6E..U+3367 (but U+3000) and U+FB26..U+FEFE ("é", "ü", "§"...),
 // when the parser asks whether one is whitespace: after a key
 // or a table name, or after a line-ending backslash in a multi-line string.
-// marzer/tomlplusplus#190 / #295, fixed upstream by #305. The targets skip
+// marzer/tomlplusplus#190 / #295, fixed upstream by #305. The loaders
+// refuse the common cases first (src/sandbox/toml_text.h: non-ASCII outside
+// strings, control characters), but malformed input can still lead toml++
+// there (crash-f0d4622d... of 2026-12-03: a time value, then a string). The targets skip
 // inputs that hold such a code point, so that the fuzzing can go on; this
 // mirrors the function's table (a code point it classifies has its bit set).
 inline bool tomlpp_whitespace_check_is_undefined(char32_t c) {
