@@ -263,6 +263,11 @@ struct OpsManifest {
 // Reads an ops.toml: every error names the file, line and key.
 Result<OpsManifest> load_ops_manifest(const std::string& path);
 
+// The TCP port a `url` target connects to, read as manifest_hostcall reads
+// the URL (80 when it names none; a service name as /etc/services has it);
+// 0 when the port is no number or service this system knows.
+uint16_t hostcall_url_port(const std::string& url);
+
 // A Hostcall that routes by name to the manifest's targets: an op of
 // `functions` (nested up to 8 deep) or an allowed HTTP endpoint. Unknown
 // names fail with the list of known ones; `fallback` (if any) answers them.

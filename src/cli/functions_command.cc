@@ -1,8 +1,6 @@
 // `terrarium functions stdio [ops.toml]` and `terrarium functions serve ops.toml`.
 #include "cli/functions_command.h"
 
-#include <netdb.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
@@ -26,31 +24,6 @@ namespace {
 int fail(const char* command, const std::string& message, int status = 2) {
   std::fprintf(stderr, "terrarium functions %s: %s\n", command, message.c_str());
   return status;
-}
-
-// The TCP port a url hostcall connects to, read as the hostcall client
-// (src/functions/hostcall_router.cc, split_url) reads it: the authority ends
-// at the first '/', the port after the last ':' (or after "]:"), 80 when
-// none; a service name through /etc/services, as getaddrinfo would. 0: none.
-uint16_t url_port(const std::string& url) {
-  size_t scheme = url.find("://");
-  std::string rest = scheme == std::string::npos ? url : url.substr(scheme + 3);
-  std::string authority = rest.substr(0, rest.find('/'));
-  std::string port = "80";
-  if (!authority.empty() && authority[0] == '[') {
-    size_t close = authority.find(']');
-    if (close != std::string::npos && close + 1 < authority.size() && authority[close + 1] == ':')
-      port = authority.substr(close + 2);
-  } else if (size_t colon = authority.rfind(':'); colon != std::string::npos) {
-    port = authority.substr(colon + 1);
-  }
-  if (!port.empty() && port.find_first_not_of("0123456789") == std::string::npos &&
-      port.size() <= 5) {
-    int number = std::stoi(port);
-    return number > 0 && number < 65536 ? static_cast<uint16_t>(number) : 0;
-  }
-  servent* service = getservbyname(port.c_str(), "tcp");
-  return service ? ntohs(static_cast<uint16_t>(service->s_port)) : 0;
 }
 
 }  // namespace
@@ -150,7 +123,7 @@ Result<Prepared> prepare(const char* command, const std::string& manifest_path,
       for (const HostcallTarget& target : prepared.manifest->hostcalls) {
         if (target.url.empty()) continue;
         prepared.outbound = true;
-        if (uint16_t port = url_port(target.url)) wall.connect_ports.push_back(port);
+        if (uint16_t port = hostcall_url_port(target.url)) wall.connect_ports.push_back(port);
       }
     }
     // DNS falls back to TCP for long answers.

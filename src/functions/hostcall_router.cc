@@ -1,6 +1,7 @@
 // The manifest's hostcall targets: another op of the manifest, or an HTTP
 // endpoint on the operator's allow-list (a POST of the JSON value).
 #include <netdb.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -215,6 +216,18 @@ Hostcall manifest_hostcall(const OpsManifest& manifest, const Functions& functio
   router->functions = &functions;
   router->fallback = std::move(fallback);
   return [router](std::string_view name, std::string_view json) { return (*router)(name, json); };
+}
+
+uint16_t hostcall_url_port(const std::string& url) {
+  if (url.rfind("http://", 0) != 0) return 0;  // load_ops_manifest allows no other
+  std::string port = split_url(url).port;
+  if (!port.empty() && port.size() <= 5 &&
+      port.find_first_not_of("0123456789") == std::string::npos) {
+    int number = std::stoi(port);
+    return number > 0 && number < 65536 ? static_cast<uint16_t>(number) : 0;
+  }
+  servent* service = getservbyname(port.c_str(), "tcp");
+  return service ? ntohs(static_cast<uint16_t>(service->s_port)) : 0;
 }
 
 }  // namespace terrarium

@@ -82,8 +82,10 @@ struct Server::Impl {
     if (remove_log_dir) fs::remove_all(log_dir, ignored);
   }
 
-  Result<std::shared_ptr<Routes>> load_routes();
-  std::vector<HostPath> host_paths() const;  // ServeOptions::before_threads
+  Result<std::shared_ptr<Routes>> load_routes();  // reads the config again
+  Result<std::shared_ptr<Routes>> build_routes(const server::ModulesConfig& config);
+  // ServeOptions::before_threads; `config` null when it does not load.
+  std::vector<HostPath> host_paths(const server::ModulesConfig* config) const;
 };
 
 namespace server {
@@ -146,7 +148,7 @@ void Routes::completed(const Completed& completed) {
 
 }  // namespace server
 
-std::vector<HostPath> Server::Impl::host_paths() const {
+std::vector<HostPath> Server::Impl::host_paths(const server::ModulesConfig* config_read) const {
   std::vector<HostPath> paths;
   std::error_code error;
   fs::path config = fs::absolute(options.config_path, error);
@@ -161,11 +163,10 @@ std::vector<HostPath> Server::Impl::host_paths() const {
   if (!options.access_log.empty() && options.access_log != "-") {
     paths.push_back({fs::absolute(options.access_log, error).string(), true});
   }
-  // A config that does not load fails the start a moment later, with the
-  // error load_routes reports.
-  auto modules = server::load_modules_config(options.config_path);
-  if (!modules) return paths;
-  for (const server::ModuleConfig& module : modules->modules) {
+  // A config that does not load fails the start a moment later, with its
+  // error.
+  if (!config_read) return paths;
+  for (const server::ModuleConfig& module : config_read->modules) {
     for (const std::string& file : {module.module_path, module.script_host_path}) {
       if (!file.empty()) paths.push_back({file, false});
     }
@@ -179,7 +180,11 @@ std::vector<HostPath> Server::Impl::host_paths() const {
 Result<std::shared_ptr<Routes>> Server::Impl::load_routes() {
   auto config = server::load_modules_config(options.config_path);
   if (!config) return config.error();
-  for (const std::string& note : config->notes) log->info(note);
+  return build_routes(*config);
+}
+
+Result<std::shared_ptr<Routes>> Server::Impl::build_routes(const server::ModulesConfig& config) {
+  for (const std::string& note : config.notes) log->info(note);
   server::RouteEnvironment environment;
   environment.options = &options;
   environment.log_dir = log_dir;
@@ -192,7 +197,7 @@ Result<std::shared_ptr<Routes>> Server::Impl::load_routes() {
   environment.resets_total = &resets_total;
   std::vector<std::unique_ptr<RouteRunner>> runners;
   size_t workers = options.http.workers;
-  for (const server::ModuleConfig& module : config->modules) {
+  for (const server::ModuleConfig& module : config.modules) {
     auto started = std::chrono::steady_clock::now();
     auto runner = RouteRunner::create(*runtime, module, environment, workers);
     if (!runner) {
@@ -294,8 +299,11 @@ Result<std::unique_ptr<Server>> Server::create(std::shared_ptr<const Runtime> ru
       "Requests answered 503 because every worker was busy and the queue full.",
       [raw] { return raw->http ? double(raw->http->stats().rejected_overload) : 0.0; });
 
+  // Read once, for the wall and the routes; its error comes after the
+  // address's.
+  auto config = server::load_modules_config(impl->options.config_path);
   if (opts.before_threads) {
-    auto walled = opts.before_threads(impl->host_paths());
+    auto walled = opts.before_threads(impl->host_paths(config ? &*config : nullptr));
     if (!walled) return walled.error();
   }
   // Bound first: a bad address fails before the routes' start-up work.
@@ -306,7 +314,8 @@ Result<std::unique_ptr<Server>> Server::create(std::shared_ptr<const Runtime> ru
     auto walled = opts.before_guest_code();
     if (!walled) return walled.error();
   }
-  auto routes = impl->load_routes();
+  if (!config) return config.error();
+  auto routes = impl->build_routes(*config);
   if (!routes) return routes.error();
   impl->http->set_handler(*routes);
   impl->remove_log_dir = false;

@@ -122,6 +122,14 @@ int open_file(const std::string& path, int flags) {
   return 0;
 }
 
+// socket(), closed at once: 0 or its errno.
+int open_socket(int family, int type, int protocol) {
+  int fd = socket(family, type, protocol);
+  if (fd < 0) return errno;
+  close(fd);
+  return 0;
+}
+
 int connect_to(uint16_t port) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return errno;
@@ -282,12 +290,7 @@ TEST(SystemCallWall, HijackedHostCallsFailAndAreNamed) {
           ptrace(PTRACE_PEEKUSER, getppid(), nullptr, nullptr);
           return errno;
         }},
-       {"socket",
-        [] {
-          int fd = socket(AF_INET, SOCK_STREAM, 0);
-          if (fd >= 0) close(fd);
-          return fd < 0 ? errno : 0;
-        }},
+       {"socket", [] { return open_socket(AF_INET, SOCK_STREAM, 0); }},
        {"connect", [&] { return connect_to(listener.port); }},
        {"mmap-exec",
         [] {
@@ -362,26 +365,13 @@ TEST(SystemCallWall, OutboundConnectionsWhenAllowed) {
   Listener listener;
   SystemCallWall calls;
   calls.allow_outbound_connections = true;
-  auto run = in_child(nullptr, &calls,
-                      {{"connect", [&] { return connect_to(listener.port); }},
-                       {"execve", run_true},
-                       {"unix-socket",
-                        [] {
-                          int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-                          if (fd >= 0) close(fd);
-                          return fd < 0 ? errno : 0;
-                        }},
-                       {"raw-socket",
-                        [] {
-                          int fd = socket(AF_INET, SOCK_RAW, IPPROTO_ICMP);
-                          if (fd >= 0) close(fd);
-                          return fd < 0 ? errno : 0;
-                        }},
-                       {"udp-socket", [] {
-                          int fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-                          if (fd >= 0) close(fd);
-                          return fd < 0 ? errno : 0;
-                        }}});
+  auto run = in_child(
+      nullptr, &calls,
+      {{"connect", [&] { return connect_to(listener.port); }},
+       {"execve", run_true},
+       {"unix-socket", [] { return open_socket(AF_UNIX, SOCK_STREAM, 0); }},
+       {"raw-socket", [] { return open_socket(AF_INET, SOCK_RAW, IPPROTO_ICMP); }},
+       {"udp-socket", [] { return open_socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0); }}});
   EXPECT_EQ(run.outcomes["connect"], 0);
   EXPECT_EQ(run.outcomes["execve"], EPERM);
   EXPECT_EQ(run.outcomes["unix-socket"], EPERM);  // /run/docker.sock is no HTTP endpoint

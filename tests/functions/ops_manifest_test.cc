@@ -362,3 +362,14 @@ TEST(OpsManifest, BraceWhereAnArrayWantsAValueIsAClearError) {
               StartsWith("ops.toml:3:3: '}' where an array expects a value or ']'"));
   EXPECT_THAT(load_error("x = {b = [}}\n"), StartsWith("ops.toml:1:11:"));
 }
+
+TEST(OpsManifest, UrlPortIsReadAsTheHostcallClientReadsIt) {
+  // What `terrarium functions` lets connect() reach (Landlock's ports).
+  EXPECT_EQ(terrarium::hostcall_url_port("http://127.0.0.1:8080/double"), 8080);
+  EXPECT_EQ(terrarium::hostcall_url_port("http://example.test/x?y=1:2"), 80);
+  EXPECT_EQ(terrarium::hostcall_url_port("http://[::1]:9000/"), 9000);
+  EXPECT_EQ(terrarium::hostcall_url_port("http://[::1]/"), 80);
+  EXPECT_EQ(terrarium::hostcall_url_port("http://h:99999/"), 0);
+  EXPECT_EQ(terrarium::hostcall_url_port("http://h:no-such-service/"), 0);
+  EXPECT_EQ(terrarium::hostcall_url_port("ftp://h:21/"), 0);
+}
